@@ -1,0 +1,395 @@
+//! Configuration: the [`Builder`], and the [`Telemetry`] guard it starts.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::command::CommandBuilder;
+use crate::global;
+use crate::policy::{self, ContextSource, DisabledBy, EnvNames, Inputs, Status};
+use crate::transport::{Transport, check_endpoint};
+use crate::worker::{self, Config, Props, Shared, Sink, Stats};
+
+/// The default slow threshold: a command that runs this long sends a
+/// finished event even when it succeeds.
+pub const DEFAULT_SLOW_THRESHOLD: Duration = Duration::from_secs(10);
+/// The default exit budget: the longest that dropping the guard waits for
+/// delivery.
+pub const DEFAULT_EXIT_BUDGET: Duration = Duration::from_millis(500);
+/// The default number of events the queue holds before it drops new ones.
+pub const DEFAULT_QUEUE_CAPACITY: usize = 1000;
+
+/// Configures telemetry for one app; [`start`](Self::start) applies the
+/// opt-out rules and, if telemetry is on, starts the background worker.
+///
+/// ```no_run
+/// let _telemetry = devsy_telemetry_runtime::Telemetry::builder("devsy")
+///     .version("v0.5.29")
+///     .endpoint("https://telemetry.devsy.sh/v1/insert") // DEVSY_TELEMETRY_ENDPOINT overrides it
+///     .start(); // dropping the guard flushes within the exit budget
+/// ```
+#[must_use = "telemetry does nothing until `start` is called"]
+pub struct Builder {
+    app: String,
+    version: String,
+    endpoint: Option<String>,
+    context: Option<String>,
+    context_option: Option<Option<String>>,
+    defaults: Props,
+    desktop: Option<bool>,
+    slow_threshold: Duration,
+    exit_budget: Duration,
+    queue_capacity: usize,
+    transport: Option<Box<dyn Transport>>,
+    enabled: bool,
+    env: Option<HashMap<String, String>>,
+    config_dir: Option<PathBuf>,
+}
+
+impl fmt::Debug for Builder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Builder")
+            .field("app", &self.app)
+            .field("version", &self.version)
+            .field("endpoint", &self.endpoint)
+            .field("context", &self.context)
+            .field("enabled", &self.enabled)
+            .field("custom_transport", &self.transport.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Builder {
+    fn new(app: &str) -> Self {
+        Self {
+            app: app.to_string(),
+            version: String::new(),
+            endpoint: None,
+            context: None,
+            context_option: None,
+            defaults: Props::default(),
+            desktop: None,
+            slow_threshold: DEFAULT_SLOW_THRESHOLD,
+            exit_budget: DEFAULT_EXIT_BUDGET,
+            queue_capacity: DEFAULT_QUEUE_CAPACITY,
+            transport: None,
+            enabled: true,
+            env: None,
+            config_dir: None,
+        }
+    }
+
+    /// The app's version, sent as `properties.version`. Empty or `v0.0.0`
+    /// (the default) means a development build: telemetry stays off.
+    pub fn version(mut self, version: impl Into<String>) -> Self {
+        self.version = version.into();
+        self
+    }
+
+    /// Where the HTTP transport posts. `<APP>_TELEMETRY_ENDPOINT` overrides it.
+    pub fn endpoint(mut self, endpoint: impl Into<String>) -> Self {
+        self.endpoint = Some(endpoint.into());
+        self
+    }
+
+    /// The context whose options apply (default: the store's
+    /// `defaultContext`, else `"default"`).
+    pub fn context(mut self, context: impl Into<String>) -> Self {
+        self.context = Some(context.into());
+        self
+    }
+
+    /// For an app that keeps its own config: the current context's
+    /// `TELEMETRY` value, passed in. The context store is then not read.
+    pub fn context_option(mut self, telemetry: Option<&str>) -> Self {
+        self.context_option = Some(telemetry.map(str::to_string));
+        self
+    }
+
+    /// The default `provider` of every event.
+    pub fn provider(mut self, provider: impl Into<String>) -> Self {
+        self.defaults.provider = Some(provider.into());
+        self
+    }
+
+    /// The default `ide` of every event.
+    pub fn ide(mut self, ide: impl Into<String>) -> Self {
+        self.defaults.ide = Some(ide.into());
+        self
+    }
+
+    /// The default `source_type` of every event.
+    pub fn source_type(mut self, source_type: impl Into<String>) -> Self {
+        self.defaults.source_type = Some(source_type.into());
+        self
+    }
+
+    /// Whether the desktop app runs this command. Default: true when
+    /// `<APP>_UI` is set (to anything but empty, 0, false, no or off).
+    pub fn desktop(mut self, desktop: bool) -> Self {
+        self.desktop = Some(desktop);
+        self
+    }
+
+    /// A successful command that runs at least this long sends a finished
+    /// event (default 10 s).
+    pub fn slow_threshold(mut self, threshold: Duration) -> Self {
+        self.slow_threshold = threshold;
+        self
+    }
+
+    /// The longest that dropping the guard waits for delivery (default
+    /// 500 ms). No request outlives it.
+    pub fn exit_budget(mut self, budget: Duration) -> Self {
+        self.exit_budget = budget;
+        self
+    }
+
+    /// How many events may wait for the worker (default 1000, at least 1);
+    /// more are dropped and counted, never waited for.
+    pub fn queue_capacity(mut self, capacity: usize) -> Self {
+        self.queue_capacity = capacity.max(1);
+        self
+    }
+
+    /// Sends batches through `transport` instead of HTTP. No endpoint is then needed.
+    pub fn transport(mut self, transport: impl Transport) -> Self {
+        self.transport = Some(Box::new(transport));
+        self
+    }
+
+    /// `false` turns telemetry off (the app's own switch).
+    pub fn enabled(mut self, enabled: bool) -> Self {
+        self.enabled = enabled;
+        self
+    }
+
+    /// Reads the opt-out and override variables (`<APP>_DISABLE_TELEMETRY`,
+    /// `DO_NOT_TRACK`, `<APP>_TELEMETRY_ENDPOINT`, `<APP>_TELEMETRY_DEBUG`,
+    /// `<APP>_HOME`, `<APP>_UI`, `HOME`) from `vars` instead of the process
+    /// environment: for a host that runs commands on behalf of a client
+    /// with its own environment, and for tests. Proxy variables are always
+    /// read from the process environment.
+    pub fn env<K: Into<String>, V: Into<String>>(
+        mut self,
+        vars: impl IntoIterator<Item = (K, V)>,
+    ) -> Self {
+        self.env = Some(
+            vars.into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect(),
+        );
+        self
+    }
+
+    /// The directory of the context store (`config.json`) and of the kept
+    /// machine id, instead of `$<APP>_HOME` or `~/.<app>`.
+    pub fn config_dir(mut self, dir: impl AsRef<Path>) -> Self {
+        self.config_dir = Some(dir.as_ref().to_path_buf());
+        self
+    }
+
+    /// Applies the opt-out rules and, when telemetry is on, starts the
+    /// background worker and makes this the process's current client.
+    ///
+    /// Never fails: when telemetry cannot run, the guard says why in
+    /// [`Telemetry::status`]. When off, nothing is read but the environment
+    /// and the config file; no thread, file or connection is made.
+    pub fn start(self) -> Telemetry {
+        match self.launch() {
+            Ok((shared, debug)) => Telemetry {
+                inner: Inner::On { shared, debug },
+            },
+            Err(rule) => Telemetry {
+                inner: Inner::Off(rule),
+            },
+        }
+    }
+
+    fn launch(self) -> Result<(Arc<Shared>, bool), DisabledBy> {
+        let names = EnvNames::new(&self.app);
+        let map = self.env;
+        let env = |name: &str| -> Option<String> {
+            match &map {
+                Some(map) => map.get(name).cloned(),
+                None => process_env(name),
+            }
+        };
+        let config_dir = self
+            .config_dir
+            .or_else(|| default_config_dir(&self.app, &env));
+        let store_path = config_dir.as_ref().map(|dir| dir.join("config.json"));
+        let source = match &self.context_option {
+            Some(value) => ContextSource::Given(value.as_deref()),
+            None => ContextSource::Store(store_path.as_deref()),
+        };
+        policy::decide(&Inputs {
+            names: &names,
+            env: &env,
+            version: &self.version,
+            enabled: self.enabled,
+            context: self.context.as_deref(),
+            source,
+        })?;
+
+        let debug = env(&names.debug).is_some_and(|v| policy::is_truthy(&v));
+        let sink = if debug {
+            Sink::Debug
+        } else if let Some(transport) = self.transport {
+            Sink::Custom(transport)
+        } else {
+            let endpoint = env(&names.endpoint)
+                .filter(|e| !e.trim().is_empty())
+                .or(self.endpoint)
+                .ok_or_else(|| DisabledBy::NoEndpoint {
+                    variable: names.endpoint.clone(),
+                })?;
+            check_endpoint(&endpoint).map_err(|reason| DisabledBy::InvalidEndpoint {
+                endpoint: endpoint.clone(),
+                reason,
+            })?;
+            Sink::Http(endpoint)
+        };
+        let desktop = self
+            .desktop
+            .unwrap_or_else(|| env(&names.ui).is_some_and(|v| policy::is_truthy(&v)));
+
+        let shared = Arc::new(Shared::new(Config {
+            app: self.app,
+            version: self.version,
+            defaults: self.defaults,
+            desktop,
+            slow_threshold: self.slow_threshold,
+            exit_budget: self.exit_budget,
+            capacity: self.queue_capacity,
+            config_dir,
+        }));
+        worker::spawn(&shared, sink).map_err(|e| DisabledBy::WorkerUnavailable {
+            reason: e.to_string(),
+        })?;
+        global::install(&shared);
+        Ok((shared, debug))
+    }
+}
+
+/// Reads a variable of the process environment; a value that is not UTF-8
+/// still counts as set.
+pub(crate) fn process_env(name: &str) -> Option<String> {
+    std::env::var_os(name).map(|v| v.to_string_lossy().into_owned())
+}
+
+/// `$<APP>_HOME`, else `~/.<app>`.
+pub(crate) fn default_config_dir(
+    app: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Option<PathBuf> {
+    let non_empty = |name: &str| env(name).filter(|v| !v.trim().is_empty());
+    non_empty(&EnvNames::new(app).home)
+        .map(PathBuf::from)
+        .or_else(|| {
+            non_empty("HOME")
+                .or_else(|| non_empty("USERPROFILE"))
+                .map(|home| Path::new(&home).join(format!(".{app}")))
+        })
+}
+
+/// The running telemetry of one app. Dropping it flushes what is queued,
+/// waiting no longer than the exit budget, and stops the worker.
+///
+/// Keep it alive for the whole of `main`:
+///
+/// ```no_run
+/// fn main() -> std::process::ExitCode {
+///     let telemetry = devsy_telemetry_runtime::Telemetry::builder("devsy")
+///         .version("v0.5.29")
+///         .endpoint("https://telemetry.devsy.sh/v1/insert")
+///         .start();
+///     let span = telemetry.command("provider list").start();
+///     println!("docker");
+///     span.finish_ok();
+///     std::process::ExitCode::SUCCESS
+///     // `telemetry` drops here: at most 500 ms to deliver
+/// }
+/// ```
+#[must_use = "dropping the guard stops telemetry at once"]
+#[derive(Debug)]
+pub struct Telemetry {
+    inner: Inner,
+}
+
+#[derive(Debug)]
+enum Inner {
+    On { shared: Arc<Shared>, debug: bool },
+    Off(DisabledBy),
+}
+
+impl Telemetry {
+    /// Configures telemetry for `app`. The name drives the environment
+    /// variables (`DEVSY_DISABLE_TELEMETRY` for `devsy`), the event type
+    /// (`devsy_cli`) and the config dir (`~/.devsy`).
+    pub fn builder(app: &str) -> Builder {
+        Builder::new(app)
+    }
+
+    /// Whether telemetry is on, and if not, the rule that turned it off.
+    #[must_use]
+    pub fn status(&self) -> Status {
+        match &self.inner {
+            Inner::On { shared, .. } if shared.is_disabled() => {
+                Status::Disabled(DisabledBy::Runtime)
+            }
+            Inner::On { debug: true, .. } => Status::Debug,
+            Inner::On { debug: false, .. } => Status::Enabled,
+            Inner::Off(rule) => Status::Disabled(rule.clone()),
+        }
+    }
+
+    /// What happened to the events so far.
+    #[must_use]
+    pub fn stats(&self) -> Stats {
+        match &self.inner {
+            Inner::On { shared, .. } => shared.stats(),
+            Inner::Off(_) => Stats::default(),
+        }
+    }
+
+    /// A command of this app, by its path without the app name
+    /// (`"provider delete"`); see [`CommandBuilder`].
+    pub fn command(&self, path: impl Into<Cow<'static, str>>) -> CommandBuilder {
+        match &self.inner {
+            Inner::On { shared, .. } => CommandBuilder::new(Some(Arc::clone(shared)), path),
+            Inner::Off(_) => CommandBuilder::off(),
+        }
+    }
+
+    /// Sends everything queued now and waits until it is delivered (or
+    /// failed), at most `timeout`. `true` when nothing is left waiting.
+    pub fn flush(&self, timeout: Duration) -> bool {
+        match &self.inner {
+            Inner::On { shared, .. } => shared.flush(timeout),
+            Inner::Off(_) => true,
+        }
+    }
+
+    /// Turns telemetry off at once and discards everything queued: the
+    /// command that opts out sends nothing.
+    pub fn disable(&self) {
+        if let Inner::On { shared, .. } = &self.inner {
+            global::uninstall(shared);
+            shared.disable();
+        }
+    }
+}
+
+impl Drop for Telemetry {
+    fn drop(&mut self) {
+        if let Inner::On { shared, .. } = &self.inner {
+            global::uninstall(shared);
+            shared.flush(shared.config.exit_budget);
+            shared.close();
+        }
+    }
+}

@@ -1,0 +1,206 @@
+//! Recording one command by hand: what `#[telemetry_command]` generates, for
+//! code that does not use the attribute.
+//!
+//! A command records a start event when it starts, and a finished event when
+//! it finishes, only if it failed or ran for at least the slow threshold.
+
+use std::borrow::Cow;
+use std::fmt::Display;
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::worker::{Finish, Props, Record, Shared};
+
+/// A command about to start: set its properties, then [`start`](Self::start) it.
+///
+/// Does nothing at all when telemetry is off.
+///
+/// ```
+/// # let telemetry = devsy_telemetry_runtime::Telemetry::builder("devsy").enabled(false).start();
+/// let span = telemetry
+///     .command("up")
+///     .provider(Some("docker"))
+///     .ide("vscode")
+///     .source_type("git:")
+///     .start();
+/// // ... run the command ...
+/// span.finish_ok();
+/// ```
+#[must_use = "a command is recorded only once it is started"]
+#[derive(Debug)]
+pub struct CommandBuilder {
+    inner: Option<(Arc<Shared>, Cow<'static, str>, Props)>,
+}
+
+impl CommandBuilder {
+    pub(crate) fn new(shared: Option<Arc<Shared>>, command: impl Into<Cow<'static, str>>) -> Self {
+        Self {
+            inner: shared.map(|shared| (shared, command.into(), Props::default())),
+        }
+    }
+
+    /// A builder that records nothing.
+    pub(crate) const fn off() -> Self {
+        Self { inner: None }
+    }
+
+    /// The provider of this command's events, instead of the builder's default.
+    pub fn provider(mut self, provider: impl IntoProperty) -> Self {
+        if let Some((_, _, props)) = &mut self.inner {
+            props.provider = provider.into_property();
+        }
+        self
+    }
+
+    /// The IDE of this command's events, instead of the builder's default.
+    pub fn ide(mut self, ide: impl IntoProperty) -> Self {
+        if let Some((_, _, props)) = &mut self.inner {
+            props.ide = ide.into_property();
+        }
+        self
+    }
+
+    /// The source type of this command's events, instead of the builder's default.
+    pub fn source_type(mut self, source_type: impl IntoProperty) -> Self {
+        if let Some((_, _, props)) = &mut self.inner {
+            props.source_type = source_type.into_property();
+        }
+        self
+    }
+
+    /// True when telemetry is on and this command will be recorded.
+    #[must_use]
+    pub fn is_recording(&self) -> bool {
+        self.inner.is_some()
+    }
+
+    /// Records the start event and starts the clock.
+    pub fn start(self) -> CommandSpan {
+        let Some((shared, command, props)) = self.inner else {
+            return CommandSpan { inner: None };
+        };
+        let started = Instant::now();
+        let props = (props != Props::default()).then(|| Arc::new(props));
+        shared.push(Record {
+            at: started,
+            command: command.clone(),
+            props: props.clone(),
+            finish: None,
+        });
+        CommandSpan {
+            inner: Some(Running {
+                shared,
+                command,
+                props,
+                started,
+            }),
+        }
+    }
+}
+
+/// A value for an optional event property: a string, or an `Option` of
+/// one, where `None` means "unknown" and omits the property.
+///
+/// ```
+/// use devsy_telemetry_runtime::IntoProperty;
+///
+/// assert_eq!("docker".into_property(), Some("docker".to_string()));
+/// assert_eq!(None::<String>.into_property(), None);
+/// assert_eq!(Some(&"vscode".to_string()).into_property(), Some("vscode".to_string()));
+/// ```
+pub trait IntoProperty {
+    /// The property's value, `None` when unknown.
+    fn into_property(self) -> Option<String>;
+}
+
+impl IntoProperty for &str {
+    fn into_property(self) -> Option<String> {
+        Some(self.to_string())
+    }
+}
+
+impl IntoProperty for String {
+    fn into_property(self) -> Option<String> {
+        Some(self)
+    }
+}
+
+impl IntoProperty for &String {
+    fn into_property(self) -> Option<String> {
+        Some(self.clone())
+    }
+}
+
+impl IntoProperty for Cow<'_, str> {
+    fn into_property(self) -> Option<String> {
+        Some(self.into_owned())
+    }
+}
+
+impl<T: IntoProperty> IntoProperty for Option<T> {
+    fn into_property(self) -> Option<String> {
+        self.and_then(IntoProperty::into_property)
+    }
+}
+
+/// A running command. Finish it with [`finish_ok`](Self::finish_ok),
+/// [`finish_err`](Self::finish_err) or [`finish`](Self::finish); dropped
+/// unfinished, it finishes as a success, or as a failure with the error
+/// `panic` when dropped during a panic.
+#[derive(Debug)]
+pub struct CommandSpan {
+    inner: Option<Running>,
+}
+
+#[derive(Debug)]
+struct Running {
+    shared: Arc<Shared>,
+    command: Cow<'static, str>,
+    props: Option<Arc<Props>>,
+    started: Instant,
+}
+
+impl CommandSpan {
+    /// The command succeeded: a finished event is recorded only if it was slow.
+    pub fn finish_ok(self) {
+        self.finish(None::<&str>);
+    }
+
+    /// The command failed with `error`: a finished event is recorded.
+    pub fn finish_err(self, error: impl Display) {
+        self.finish(Some(error));
+    }
+
+    /// Finishes with an optional error. The error is formatted here, on the
+    /// caller's thread, only when there is one.
+    pub fn finish(mut self, error: Option<impl Display>) {
+        if let Some(running) = self.inner.take() {
+            running.finish(error.map(|e| e.to_string()));
+        }
+    }
+}
+
+impl Running {
+    fn finish(self, error: Option<String>) {
+        let at = Instant::now();
+        let duration = at.saturating_duration_since(self.started);
+        if error.is_none() && duration < self.shared.config.slow_threshold {
+            return;
+        }
+        self.shared.push(Record {
+            at,
+            command: self.command,
+            props: self.props,
+            finish: Some(Finish { duration, error }),
+        });
+    }
+}
+
+impl Drop for CommandSpan {
+    fn drop(&mut self) {
+        if let Some(running) = self.inner.take() {
+            let error = std::thread::panicking().then(|| "panic".to_string());
+            running.finish(error);
+        }
+    }
+}
