@@ -16,3 +16,8 @@
 //! ```
 
 pub use devsy_telemetry_runtime::*;
+
+/// The README's Rust examples, compiled as doc tests so they stay true.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
