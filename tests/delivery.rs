@@ -1,0 +1,198 @@
+//! Background delivery: the exit budget against a server that never
+//! answers, a full queue that drops instead of blocking, batching, and
+//! `disable()` discarding what is queued.
+//!
+//! Time bounds here are generous upper bounds on a feature (the exit
+//! budget), not speed measurements: the benchmarks measure speed.
+
+mod support;
+
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use devsy_telemetry::{Telemetry, Transport, TransportError};
+use support::{Mode, Server};
+
+/// Well above a 500 ms budget, well below "hangs".
+const GENEROUS: Duration = Duration::from_secs(3);
+
+fn builder(home: &std::path::Path) -> devsy_telemetry::Builder {
+    Telemetry::builder("devsy")
+        .version("v1.0.0")
+        .env([("HOME", "/nonexistent")])
+        .config_dir(home)
+}
+
+#[test]
+fn the_cli_exits_within_the_budget_when_the_server_never_answers() {
+    let server = Server::start(Mode::Hang);
+    let home = tempfile::tempdir().expect("temp dir");
+    let started = Instant::now();
+    let output = support::run_example(
+        "manual",
+        &["provider", "delete", "docker"],
+        home.path(),
+        &[("DEVSY_TELEMETRY_ENDPOINT", &server.endpoint())],
+    );
+    let elapsed = started.elapsed();
+    assert!(server.connections() >= 1, "the CLI never connected");
+    // Output and exit code are what they would be without telemetry.
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(support::stderr(&output), "error: provider 'docker' does not exist\n");
+    assert!(
+        elapsed < GENEROUS,
+        "the CLI took {elapsed:?} against a hanging server (budget 500 ms)"
+    );
+}
+
+#[test]
+fn dropping_the_guard_holds_a_custom_budget_against_a_hanging_server() {
+    let server = Server::start(Mode::Hang);
+    let home = tempfile::tempdir().expect("temp dir");
+    let telemetry = builder(home.path())
+        .endpoint(server.endpoint())
+        .exit_budget(Duration::from_millis(200))
+        .start();
+    telemetry.command("provider list").start().finish_ok();
+    let started = Instant::now();
+    drop(telemetry);
+    let elapsed = started.elapsed();
+    assert!(server.connections() >= 1);
+    assert!(elapsed < GENEROUS, "drop took {elapsed:?} with a 200 ms budget");
+}
+
+#[test]
+fn flush_reports_failure_and_counts_failed_events_when_the_server_errors() {
+    let server = Server::start(Mode::Status(503));
+    let home = tempfile::tempdir().expect("temp dir");
+    let telemetry = builder(home.path()).endpoint(server.endpoint()).start();
+    telemetry.command("provider list").start().finish_ok();
+    assert!(telemetry.flush(GENEROUS), "a failed batch still settles");
+    let stats = telemetry.stats();
+    assert_eq!((stats.recorded, stats.delivered, stats.failed), (1, 0, 1));
+    assert_eq!(server.requests().len(), 1);
+}
+
+/// A transport that tells when it is entered and blocks until released.
+struct Gate {
+    entered: mpsc::Sender<()>,
+    release: std::sync::Mutex<mpsc::Receiver<()>>,
+}
+
+impl Transport for Gate {
+    fn send(&self, _body: &[u8], _timeout: Duration) -> Result<(), TransportError> {
+        let _ = self.entered.send(());
+        let release = self.release.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        release
+            .recv_timeout(Duration::from_secs(10))
+            .map_err(|_| TransportError::Timeout)
+    }
+}
+
+#[test]
+fn a_full_queue_drops_and_counts_instead_of_blocking() {
+    let home = tempfile::tempdir().expect("temp dir");
+    let (entered_tx, entered) = mpsc::channel();
+    let (release, release_rx) = mpsc::channel();
+    let telemetry = builder(home.path())
+        .queue_capacity(4)
+        .transport(Gate {
+            entered: entered_tx,
+            release: std::sync::Mutex::new(release_rx),
+        })
+        .start();
+
+    // The worker takes the first event and blocks in the transport.
+    telemetry.command("first").start().finish_ok();
+    let _ = telemetry.flush(Duration::from_millis(1));
+    entered
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the worker entered the transport");
+
+    // Ten more while the worker is stuck: four fit, six are dropped, and no
+    // call waits for the worker (a blocking push would never return here).
+    let (done_tx, done) = mpsc::channel();
+    thread::scope(|scope| {
+        scope.spawn(|| {
+            for _ in 0..10 {
+                telemetry.command("provider list").start().finish_ok();
+            }
+            let _ = done_tx.send(());
+        });
+        done.recv_timeout(GENEROUS)
+            .expect("recording blocked on a full queue");
+    });
+    let stats = telemetry.stats();
+    assert_eq!(stats.recorded, 5);
+    assert_eq!(stats.dropped_queue_full, 6);
+
+    // Released, everything accepted is delivered.
+    for _ in 0..2 {
+        let _ = release.send(());
+    }
+    assert!(telemetry.flush(Duration::from_secs(10)));
+    let stats = telemetry.stats();
+    assert_eq!((stats.delivered, stats.failed, stats.dropped_queue_full), (5, 0, 6));
+}
+
+#[test]
+fn events_are_batched_up_to_a_hundred_a_request() {
+    let server = Server::start(Mode::Status(200));
+    let home = tempfile::tempdir().expect("temp dir");
+    let telemetry = builder(home.path()).endpoint(server.endpoint()).start();
+    for _ in 0..250 {
+        telemetry.command("provider list").start().finish_ok();
+    }
+    assert!(telemetry.flush(Duration::from_secs(10)));
+    let sizes: Vec<usize> = server
+        .requests()
+        .iter()
+        .map(|r| {
+            let body: serde_json::Value = serde_json::from_slice(&r.body).expect("JSON body");
+            body["data"].as_array().map_or(0, Vec::len)
+        })
+        .collect();
+    assert_eq!(sizes.iter().sum::<usize>(), 250);
+    assert!(sizes.iter().all(|n| *n <= 100), "{sizes:?}");
+    assert!(sizes.len() <= 5, "250 events took {} requests", sizes.len());
+    assert_eq!(telemetry.stats().delivered, 250);
+}
+
+#[test]
+fn a_batch_goes_out_a_second_after_its_first_event_without_a_flush() {
+    let server = Server::start(Mode::Status(200));
+    let home = tempfile::tempdir().expect("temp dir");
+    let telemetry = builder(home.path()).endpoint(server.endpoint()).start();
+    telemetry.command("provider list").start().finish_ok();
+    // Poll, bounded, for the window to pass: no flush is asked for.
+    let started = Instant::now();
+    while server.requests().is_empty() && started.elapsed() < Duration::from_secs(10) {
+        thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(server.events().len(), 1);
+    assert!(
+        started.elapsed() >= Duration::from_millis(900),
+        "sent after {:?}: the worker did not wait for the batch window",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn disable_discards_everything_queued() {
+    let server = Server::start(Mode::Status(200));
+    let home = tempfile::tempdir().expect("temp dir");
+    let telemetry = builder(home.path()).endpoint(server.endpoint()).start();
+    for _ in 0..3 {
+        telemetry.command("provider list").start().finish_ok();
+    }
+    telemetry.disable();
+    telemetry.command("after").start().finish_err("ignored");
+    assert!(telemetry.flush(GENEROUS));
+    assert_eq!(
+        telemetry.status(),
+        devsy_telemetry::Status::Disabled(devsy_telemetry::DisabledBy::Runtime)
+    );
+    drop(telemetry);
+    assert_eq!(server.connections(), 0);
+}
