@@ -23,13 +23,24 @@ fn round_trip_keeps_unknown_keys_in_their_order() -> Result<(), Box<dyn std::err
     store.save()?;
 
     let saved: serde_json::Value = serde_json::from_str(&fs::read_to_string(&path)?)?;
-    let top: Vec<&str> = saved.as_object().expect("object").keys().map(String::as_str).collect();
-    assert_eq!(top, ["zeta", "defaultContext", "providers", "contexts", "alpha"]);
+    let top: Vec<&str> = saved
+        .as_object()
+        .expect("object")
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        top,
+        ["zeta", "defaultContext", "providers", "contexts", "alpha"]
+    );
     assert_eq!(saved["providers"]["docker"]["x"], serde_json::json!([1, 2]));
     assert_eq!(saved["contexts"]["work"]["color"], "blue");
     assert_eq!(saved["contexts"]["work"]["options"]["EXTRA"], "kept");
     assert_eq!(saved["contexts"]["work"]["options"]["TELEMETRY"], "false");
-    assert_eq!(saved["contexts"]["other"]["options"]["DOTFILES"], "https://example.com/dots");
+    assert_eq!(
+        saved["contexts"]["other"]["options"]["DOTFILES"],
+        "https://example.com/dots"
+    );
 
     let reopened = ContextStore::open(&path)?;
     assert_eq!(reopened.option("work", "TELEMETRY"), Some("false"));
@@ -41,7 +52,8 @@ fn round_trip_keeps_unknown_keys_in_their_order() -> Result<(), Box<dyn std::err
 }
 
 #[test]
-fn a_missing_file_is_an_empty_store_and_save_creates_the_directory() -> Result<(), Box<dyn std::error::Error>> {
+fn a_missing_file_is_an_empty_store_and_save_creates_the_directory()
+-> Result<(), Box<dyn std::error::Error>> {
     let dir = tempfile::tempdir()?;
     let path = dir.path().join("nested").join(".devsy").join("config.json");
     let mut store = ContextStore::open(&path)?;
@@ -50,12 +62,16 @@ fn a_missing_file_is_an_empty_store_and_save_creates_the_directory() -> Result<(
     assert_eq!(store.option("default", "TELEMETRY"), None);
     store.set_option("default", "TELEMETRY", "true")?;
     store.save()?;
-    assert_eq!(ContextStore::open(&path)?.option("default", "telemetry"), Some("true"));
+    assert_eq!(
+        ContextStore::open(&path)?.option("default", "telemetry"),
+        Some("true")
+    );
     Ok(())
 }
 
 #[test]
-fn a_bad_telemetry_value_is_refused_and_changes_nothing() -> Result<(), Box<dyn std::error::Error>> {
+fn a_bad_telemetry_value_is_refused_and_changes_nothing() -> Result<(), Box<dyn std::error::Error>>
+{
     let dir = tempfile::tempdir()?;
     let path = dir.path().join("config.json");
     let original = r#"{"contexts": {"default": {"options": {"TELEMETRY": "true"}}}}"#;
@@ -78,7 +94,8 @@ fn a_bad_telemetry_value_is_refused_and_changes_nothing() -> Result<(), Box<dyn 
 }
 
 #[test]
-fn an_unparsable_file_is_refused_with_its_position_and_never_overwritten() -> Result<(), Box<dyn std::error::Error>> {
+fn an_unparsable_file_is_refused_with_its_position_and_never_overwritten()
+-> Result<(), Box<dyn std::error::Error>> {
     let dir = tempfile::tempdir()?;
     let path = dir.path().join("config.json");
     let garbage = "{\n  \"defaultContext\": \"default\",\n  oops\n}";
@@ -105,7 +122,10 @@ fn a_wrong_shape_is_refused_naming_the_key() -> Result<(), Box<dyn std::error::E
         (r#"[1, 2]"#, "top level"),
         (r#"{"contexts": []}"#, "`contexts`"),
         (r#"{"defaultContext": 3}"#, "`defaultContext`"),
-        (r#"{"contexts": {"a": {"options": "x"}}}"#, "`contexts.a.options`"),
+        (
+            r#"{"contexts": {"a": {"options": "x"}}}"#,
+            "`contexts.a.options`",
+        ),
     ] {
         fs::write(&path, text)?;
         let err = ContextStore::open(&path).expect_err(text);

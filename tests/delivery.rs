@@ -39,7 +39,10 @@ fn the_cli_exits_within_the_budget_when_the_server_never_answers() {
     assert!(server.connections() >= 1, "the CLI never connected");
     // Output and exit code are what they would be without telemetry.
     assert_eq!(output.status.code(), Some(1));
-    assert_eq!(support::stderr(&output), "error: provider 'docker' does not exist\n");
+    assert_eq!(
+        support::stderr(&output),
+        "error: provider 'docker' does not exist\n"
+    );
     assert!(
         elapsed < GENEROUS,
         "the CLI took {elapsed:?} against a hanging server (budget 500 ms)"
@@ -59,7 +62,10 @@ fn dropping_the_guard_holds_a_custom_budget_against_a_hanging_server() {
     drop(telemetry);
     let elapsed = started.elapsed();
     assert!(server.connections() >= 1);
-    assert!(elapsed < GENEROUS, "drop took {elapsed:?} with a 200 ms budget");
+    assert!(
+        elapsed < GENEROUS,
+        "drop took {elapsed:?} with a 200 ms budget"
+    );
 }
 
 #[test]
@@ -83,7 +89,10 @@ struct Gate {
 impl Transport for Gate {
     fn send(&self, _body: &[u8], _timeout: Duration) -> Result<(), TransportError> {
         let _ = self.entered.send(());
-        let release = self.release.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let release = self
+            .release
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         release
             .recv_timeout(Duration::from_secs(10))
             .map_err(|_| TransportError::Timeout)
@@ -133,7 +142,10 @@ fn a_full_queue_drops_and_counts_instead_of_blocking() {
     }
     assert!(telemetry.flush(Duration::from_secs(10)));
     let stats = telemetry.stats();
-    assert_eq!((stats.delivered, stats.failed, stats.dropped_queue_full), (5, 0, 6));
+    assert_eq!(
+        (stats.delivered, stats.failed, stats.dropped_queue_full),
+        (5, 0, 6)
+    );
 }
 
 #[test]

@@ -25,10 +25,21 @@ fn child_sends_nothing(home: &Path, vars: &[(&str, &str)], expected_files: &[&st
     let failed = support::run_example("manual", &["provider", "delete", "docker"], home, &all_vars);
     // Telemetry being off changes nothing the user sees.
     assert_eq!(failed.status.code(), Some(1));
-    assert_eq!(support::stderr(&failed), "error: provider 'docker' does not exist\n");
+    assert_eq!(
+        support::stderr(&failed),
+        "error: provider 'docker' does not exist\n"
+    );
 
-    assert_eq!(server.connections(), 0, "a disabled CLI connected to the server");
-    assert_eq!(support::files_under(home), expected_files, "files in the config dir");
+    assert_eq!(
+        server.connections(),
+        0,
+        "a disabled CLI connected to the server"
+    );
+    assert_eq!(
+        support::files_under(home),
+        expected_files,
+        "files in the config dir"
+    );
     support::stdout(&status).trim().to_string()
 }
 
@@ -37,7 +48,10 @@ fn disable_variable_turns_telemetry_off() {
     for value in ["true", "1", "YES", "anything"] {
         let home = tempfile::tempdir().expect("temp dir");
         let status = child_sends_nothing(home.path(), &[("DEVSY_DISABLE_TELEMETRY", value)], &[]);
-        assert_eq!(status, format!("telemetry: disabled: DEVSY_DISABLE_TELEMETRY={value}"));
+        assert_eq!(
+            status,
+            format!("telemetry: disabled: DEVSY_DISABLE_TELEMETRY={value}")
+        );
     }
 }
 
@@ -70,10 +84,14 @@ fn falsy_values_leave_telemetry_on() {
 fn context_option_turns_telemetry_off_and_the_file_is_untouched() {
     let home = tempfile::tempdir().expect("temp dir");
     let config = home.path().join("config.json");
-    let text = r#"{"defaultContext": "work", "contexts": {"work": {"options": {"TELEMETRY": "FALSE"}}}}"#;
+    let text =
+        r#"{"defaultContext": "work", "contexts": {"work": {"options": {"TELEMETRY": "FALSE"}}}}"#;
     fs::write(&config, text).expect("write config");
     let status = child_sends_nothing(home.path(), &[], &["config.json"]);
-    assert_eq!(status, "telemetry: disabled: option TELEMETRY=FALSE of context 'work'");
+    assert_eq!(
+        status,
+        "telemetry: disabled: option TELEMETRY=FALSE of context 'work'"
+    );
     assert_eq!(fs::read_to_string(&config).expect("read config"), text);
 }
 
@@ -86,10 +104,16 @@ fn the_opt_out_command_itself_sends_nothing_and_later_runs_stay_off() {
 
     let off = support::run_example("manual", &["telemetry", "off"], home.path(), &vars);
     assert!(off.status.success(), "{}", support::stderr(&off));
-    assert_eq!(support::stdout(&off), "telemetry is off for context 'default'\n");
+    assert_eq!(
+        support::stdout(&off),
+        "telemetry is off for context 'default'\n"
+    );
     let saved = fs::read_to_string(home.path().join("config.json")).expect("config written");
     let saved: serde_json::Value = serde_json::from_str(&saved).expect("config is JSON");
-    assert_eq!(saved["contexts"]["default"]["options"]["TELEMETRY"], "false");
+    assert_eq!(
+        saved["contexts"]["default"]["options"]["TELEMETRY"],
+        "false"
+    );
 
     let list = support::run_example("manual", &["provider", "list"], home.path(), &vars);
     assert!(list.status.success());
@@ -110,7 +134,10 @@ fn unparsable_config_turns_telemetry_off_and_is_never_overwritten() {
             && status.contains("config.json is not valid JSON (line 1, column 14)"),
         "{status}"
     );
-    assert_eq!(fs::read_to_string(&config).expect("read config"), "{\"contexts\": {");
+    assert_eq!(
+        fs::read_to_string(&config).expect("read config"),
+        "{\"contexts\": {"
+    );
 }
 
 #[test]
@@ -131,7 +158,10 @@ fn debug_mode_prints_the_exact_events_and_sends_nothing() {
 
     let stderr = support::stderr(&output);
     let mut lines = stderr.lines();
-    assert_eq!(lines.next(), Some("error: provider 'docker' does not exist"));
+    assert_eq!(
+        lines.next(),
+        Some("error: provider 'docker' does not exist")
+    );
     let lines: Vec<&str> = lines.collect();
     assert_eq!(lines.len(), 2, "{stderr}");
     // Exactly what would be posted: each line is one wire-format element.
@@ -153,7 +183,10 @@ fn a_bad_endpoint_or_proxy_never_breaks_the_cli() {
         &[("DEVSY_TELEMETRY_ENDPOINT", "not a url")],
         &[],
     );
-    assert!(status.starts_with("telemetry: disabled: invalid endpoint 'not a url'"), "{status}");
+    assert!(
+        status.starts_with("telemetry: disabled: invalid endpoint 'not a url'"),
+        "{status}"
+    );
 
     // A malformed proxy: the CLI behaves as without telemetry.
     let server = Server::start(Mode::Status(200));
@@ -169,7 +202,11 @@ fn a_bad_endpoint_or_proxy_never_breaks_the_cli() {
                 ("ALL_PROXY", proxy),
             ],
         );
-        assert!(output.status.success(), "proxy {proxy:?}: {}", support::stderr(&output));
+        assert!(
+            output.status.success(),
+            "proxy {proxy:?}: {}",
+            support::stderr(&output)
+        );
         assert_eq!(support::stdout(&output), "kubernetes\nssh\n");
         assert_eq!(support::stderr(&output), "", "proxy {proxy:?}");
     }
@@ -178,7 +215,8 @@ fn a_bad_endpoint_or_proxy_never_breaks_the_cli() {
 /// The builder-level rules, in-process against a live server.
 #[test]
 fn builder_rules_send_nothing_and_create_no_file() {
-    let cases: Vec<(&str, Box<dyn Fn(devsy_telemetry::Builder) -> devsy_telemetry::Builder>, DisabledBy)> = vec![
+    type Configure = Box<dyn Fn(devsy_telemetry::Builder) -> devsy_telemetry::Builder>;
+    let cases: Vec<(&str, Configure, DisabledBy)> = vec![
         (
             "development build",
             Box::new(|b| b.version("v0.0.0")),
@@ -189,9 +227,15 @@ fn builder_rules_send_nothing_and_create_no_file() {
         (
             "no version",
             Box::new(|b| b.version("")),
-            DisabledBy::DevelopmentBuild { version: String::new() },
+            DisabledBy::DevelopmentBuild {
+                version: String::new(),
+            },
         ),
-        ("the app's switch", Box::new(|b| b.enabled(false)), DisabledBy::App),
+        (
+            "the app's switch",
+            Box::new(|b| b.enabled(false)),
+            DisabledBy::App,
+        ),
         (
             "an app-kept context option",
             Box::new(|b| b.context("work").context_option(Some("false"))),
@@ -222,11 +266,71 @@ fn builder_rules_send_nothing_and_create_no_file() {
 
         let span = telemetry.command("provider delete").start();
         span.finish_err("provider 'docker' does not exist");
-        devsy_telemetry::command("provider list").start().finish_ok();
+        devsy_telemetry::command("provider list")
+            .start()
+            .finish_ok();
         assert!(telemetry.flush(Duration::from_secs(1)));
         drop(telemetry);
 
         assert_eq!(server.connections(), 0, "{name}");
-        assert_eq!(support::files_under(home.path()), Vec::<String>::new(), "{name}");
+        assert_eq!(
+            support::files_under(home.path()),
+            Vec::<String>::new(),
+            "{name}"
+        );
     }
+}
+
+#[test]
+fn the_http_transport_honours_proxy_variables() {
+    let target = Server::start(Mode::Status(200));
+    let proxy = Server::start(Mode::Status(200));
+    let proxy_url = proxy.endpoint().replace("/v1/insert", "");
+    let home = tempfile::tempdir().expect("temp dir");
+
+    // Through the proxy: ureq tunnels with CONNECT to the target, then posts
+    // inside the tunnel (our proxy answers the POST itself).
+    let output = support::run_example(
+        "manual",
+        &["provider", "list"],
+        home.path(),
+        &[
+            ("DEVSY_TELEMETRY_ENDPOINT", &target.endpoint()),
+            ("HTTP_PROXY", &proxy_url),
+        ],
+    );
+    assert!(output.status.success());
+    assert_eq!(target.connections(), 0, "the proxy was bypassed");
+    let requests: Vec<(String, String)> = proxy
+        .requests()
+        .into_iter()
+        .map(|r| (r.method, r.path))
+        .collect();
+    let target_authority = target
+        .endpoint()
+        .replace("http://", "")
+        .replace("/v1/insert", "");
+    assert_eq!(
+        requests,
+        [
+            ("CONNECT".to_string(), target_authority),
+            ("POST".to_string(), "/v1/insert".to_string())
+        ]
+    );
+    assert_eq!(proxy.events().len(), 1);
+
+    // NO_PROXY names the target: straight to it.
+    let output = support::run_example(
+        "manual",
+        &["provider", "list"],
+        home.path(),
+        &[
+            ("DEVSY_TELEMETRY_ENDPOINT", &target.endpoint()),
+            ("HTTP_PROXY", &proxy_url),
+            ("NO_PROXY", "127.0.0.1"),
+        ],
+    );
+    assert!(output.status.success());
+    assert_eq!(proxy.connections(), 1, "NO_PROXY was ignored");
+    assert_eq!(target.events().len(), 1);
 }

@@ -4,6 +4,7 @@
 use std::fs;
 use std::io::{self, Write as _};
 use std::path::Path;
+use std::sync::OnceLock;
 
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
@@ -23,13 +24,26 @@ pub(crate) const FALLBACK_ID_FILE: &str = "telemetry-machine-id";
 /// This reads files and may write one, so the worker thread calls it, never
 /// the caller's thread.
 pub(crate) fn machine_id(app: &str, config_dir: Option<&Path>) -> String {
-    let raw = match machine_uid::get() {
-        Ok(id) if !id.trim().is_empty() => id.trim().as_bytes().to_vec(),
-        _ => config_dir
+    let raw = match os_machine_id() {
+        Some(id) => id.as_bytes().to_vec(),
+        None => config_dir
             .and_then(|dir| fallback_id(dir).ok())
             .unwrap_or_else(random_id),
     };
     hmac_sha256_hex(&raw, app.as_bytes())
+}
+
+/// The OS machine id, read once per process.
+fn os_machine_id() -> Option<&'static str> {
+    static OS_ID: OnceLock<Option<String>> = OnceLock::new();
+    OS_ID
+        .get_or_init(|| {
+            machine_uid::get()
+                .ok()
+                .map(|id| id.trim().to_string())
+                .filter(|id| !id.is_empty())
+        })
+        .as_deref()
 }
 
 /// Lowercase hex of HMAC-SHA256(key, message).

@@ -345,11 +345,9 @@ impl Shared {
 /// Starts the worker thread.
 pub(crate) fn spawn(shared: &Arc<Shared>, sink: Sink) -> std::io::Result<()> {
     let worker_shared = Arc::clone(shared);
-    let handle = thread::Builder::new()
+    thread::Builder::new()
         .name("devsy-telemetry".into())
         .spawn(move || Worker::new(worker_shared, sink).run())?;
-    // Set before any record can be pushed: the guard is not returned yet.
-    let _ = shared.worker.set(handle.thread().clone());
     Ok(())
 }
 
@@ -375,12 +373,9 @@ impl Worker {
     }
 
     fn run(mut self) {
-        // The worker may be started before `spawn` has stored its handle;
-        // `next_batch` parks until woken, and `push` wakes it only through
-        // the stored handle, so wait until it is there.
-        while self.shared.worker.get().is_none() {
-            thread::yield_now();
-        }
+        // Registered before the first look at the queue, so a record pushed
+        // earlier is seen and one pushed later wakes this thread.
+        let _ = self.shared.worker.set(thread::current());
         let mut batch = Vec::with_capacity(BATCH_SIZE);
         while let Some(flush_deadline) = self.shared.next_batch(&mut batch) {
             let count = batch.len();

@@ -107,10 +107,11 @@ impl Server {
             .clone()
     }
 
-    /// Every event received, in order: the elements of each body's `data`.
+    /// Every event received, in order: the elements of each POST body's `data`.
     pub fn events(&self) -> Vec<Value> {
         self.requests()
             .iter()
+            .filter(|r| r.method == "POST")
             .flat_map(|r| {
                 let body: Value = serde_json::from_slice(&r.body).expect("request body is JSON");
                 body["data"]
