@@ -263,6 +263,8 @@ fn builder_rules_send_nothing_and_create_no_file() {
             .config_dir(home.path());
         let telemetry = configure(builder).start();
         assert_eq!(telemetry.status(), Status::Disabled(rule), "{name}");
+        #[cfg(target_os = "linux")]
+        assert_eq!(worker_threads(), 0, "{name}: a thread was started");
 
         let span = telemetry.command("provider delete").start();
         span.finish_err("provider 'docker' does not exist");
@@ -279,6 +281,38 @@ fn builder_rules_send_nothing_and_create_no_file() {
             "{name}"
         );
     }
+
+    // The thread count above can see a worker: an enabled client has one.
+    #[cfg(target_os = "linux")]
+    {
+        let home = tempfile::tempdir().expect("temp dir");
+        let telemetry = Telemetry::builder("devsy")
+            .version("v1.0.0")
+            .env([("HOME", "/nonexistent")])
+            .config_dir(home.path())
+            .transport(devsy_telemetry::RecordingTransport::new())
+            .start();
+        // The new thread names itself once running: poll, bounded.
+        let started = std::time::Instant::now();
+        while worker_threads() == 0 && started.elapsed() < Duration::from_secs(5) {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert_eq!(worker_threads(), 1);
+        drop(telemetry);
+    }
+}
+
+/// Threads of this process named like the worker (Linux: /proc).
+#[cfg(target_os = "linux")]
+fn worker_threads() -> usize {
+    fs::read_dir("/proc/self/task")
+        .expect("/proc/self/task")
+        .flatten()
+        .filter(|task| {
+            fs::read_to_string(task.path().join("comm"))
+                .is_ok_and(|name| name.trim() == "devsy-telemetry")
+        })
+        .count()
 }
 
 #[test]
