@@ -17,6 +17,9 @@
 
 pub use devsy_telemetry_runtime::*;
 
+#[doc(inline)]
+pub use devsy_telemetry_macros::telemetry_command;
+
 /// The README's Rust examples, compiled as doc tests so they stay true.
 #[doc = include_str!("../README.md")]
 #[cfg(doctest)]

@@ -210,6 +210,9 @@ impl Builder {
     }
 
     fn launch(self) -> Result<(Arc<Shared>, bool), DisabledBy> {
+        if cfg!(not(feature = "telemetry")) {
+            return Err(DisabledBy::CompiledOut);
+        }
         let names = EnvNames::new(&self.app);
         let map = self.env;
         let env = |name: &str| -> Option<String> {

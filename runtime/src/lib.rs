@@ -38,12 +38,15 @@
 //! # Ok::<(), std::io::Error>(())
 //! ```
 
+#![forbid(unsafe_code)]
+
 mod builder;
 mod command;
 pub mod context;
 pub mod event;
 mod global;
 mod identity;
+mod outcome;
 pub mod policy;
 mod transport;
 mod worker;
@@ -60,6 +63,7 @@ pub use builder::{
 };
 pub use command::{CommandBuilder, CommandSpan, IntoProperty};
 pub use context::{ContextError, ContextStore};
+pub use outcome::CommandOutcome;
 pub use policy::{DisabledBy, Status};
 pub use transport::{HttpTransport, RecordingTransport, Transport, TransportError, USER_AGENT};
 pub use worker::Stats;

@@ -121,6 +121,8 @@ pub enum DisabledBy {
     },
     /// [`disable`](crate::disable) was called while running.
     Runtime,
+    /// The crate was built without its `telemetry` feature.
+    CompiledOut,
     /// The background thread could not be started.
     WorkerUnavailable {
         /// The OS error.
@@ -149,6 +151,7 @@ impl fmt::Display for DisabledBy {
                 write!(f, "invalid endpoint '{endpoint}': {reason}")
             }
             Self::Runtime => f.write_str("turned off while running"),
+            Self::CompiledOut => f.write_str("built without the `telemetry` feature"),
             Self::WorkerUnavailable { reason } => {
                 write!(f, "background thread could not start: {reason}")
             }

@@ -1,0 +1,297 @@
+//! Rewriting the function: the same signature, attributes and statements,
+//! with the body run through the runtime's `__private` entry points.
+//!
+//! Four shapes, chosen by the function's form:
+//!
+//! - a plain `fn`: the body becomes a closure that `__private::run` calls, so
+//!   `return` and `?` still leave the body, and a panic can be recorded;
+//! - an `async fn`: the body becomes an `async move` block wrapped in
+//!   `__private::Instrumented`, which starts the command at the first poll;
+//! - a `fn` returning `impl Future`: its statements run at the call as
+//!   before, and the future they return is wrapped;
+//! - a `fn` whose body ends in `Box::pin(async move { .. })` (what
+//!   `#[async_trait]` generates): the boxed future is wrapped, not its
+//!   construction.
+//!
+//! Generated code names only `::core` and `::devsy_telemetry::__private`,
+//! and its locals are hygienic (`Span::mixed_site`), so the user can neither
+//! shadow nor name them.
+
+use proc_macro2::{Span, TokenStream};
+use quote::{quote, quote_spanned};
+use syn::ext::IdentExt as _;
+use syn::spanned::Spanned as _;
+use syn::visit_mut::VisitMut;
+use syn::{Expr, ExprCall, Ident, LitStr, ReturnType, Stmt, Type, TypeParamBound};
+
+use crate::args::Args;
+use crate::item::CommandFn;
+
+/// The instrumented function.
+pub(crate) fn expand(args: &Args, func: &CommandFn) -> TokenStream {
+    let CommandFn {
+        outer_attrs,
+        vis,
+        sig,
+        body,
+    } = func;
+    let inner_attrs = &body.inner_attrs;
+    let command = local("devsy_command");
+    let builder = command_builder(args, func);
+    let (return_span, erased_return) = return_type(&sig.output, sig.ident.span());
+    let private = quote!(::devsy_telemetry::__private);
+    // Spanned at the return type: a type that is not a `CommandOutcome` is
+    // reported there.
+    let run = quote_spanned!(return_span=> #private::run);
+    let instrumented = quote_spanned!(return_span=> #private::Instrumented::new);
+    let user_block = body.block();
+    let fake_return = fake_return(return_span, &erased_return);
+
+    let new_body = match Shape::of(func) {
+        Shape::Sync => {
+            let span = local("devsy_span");
+            quote! {
+                let #span = #builder.map(#private::CommandBuilder::start);
+                #run(#span, move || {
+                    #fake_return
+                    #user_block
+                })
+            }
+        }
+        Shape::Async => quote! {
+            let #command = #builder;
+            #instrumented(#command, async move {
+                #fake_return
+                #user_block
+            })
+            .await
+        },
+        Shape::ReturnsFuture => quote! {
+            let #command = #builder;
+            #instrumented(#command, #private::call(move || #user_block))
+        },
+        Shape::BoxedAsync { call } => {
+            let before = &body.stmts[..body.stmts.len() - 1];
+            let ExprCall { attrs, func, .. } = call;
+            let future = &call.args[0];
+            quote! {
+                let #command = #builder;
+                #(#before)*
+                #(#attrs)* #func(#instrumented(#command, #future))
+            }
+        }
+    };
+
+    quote! {
+        #(#outer_attrs)*
+        #vis #sig {
+            #(#inner_attrs)*
+            #new_body
+        }
+    }
+}
+
+/// A local the user's code cannot see.
+fn local(name: &str) -> Ident {
+    Ident::new(name, Span::mixed_site())
+}
+
+enum Shape<'a> {
+    Sync,
+    Async,
+    ReturnsFuture,
+    BoxedAsync { call: &'a ExprCall },
+}
+
+impl<'a> Shape<'a> {
+    fn of(func: &'a CommandFn) -> Self {
+        if func.sig.asyncness.is_some() {
+            return Self::Async;
+        }
+        if let Some(call) = boxed_async_tail(&func.body.stmts) {
+            return Self::BoxedAsync { call };
+        }
+        if returns_impl_future(&func.sig.output) {
+            return Self::ReturnsFuture;
+        }
+        Self::Sync
+    }
+}
+
+/// The body's tail, if it is `Box::pin(async move { .. })`.
+fn boxed_async_tail(stmts: &[Stmt]) -> Option<&ExprCall> {
+    let Some(Stmt::Expr(Expr::Call(call), None)) = stmts.last() else {
+        return None;
+    };
+    let Expr::Path(path) = &*call.func else {
+        return None;
+    };
+    let segments: Vec<_> = path
+        .path
+        .segments
+        .iter()
+        .map(|s| s.ident.to_string())
+        .collect();
+    let is_box_pin = segments.ends_with(&["Box".to_string(), "pin".to_string()]);
+    (is_box_pin && call.args.len() == 1 && matches!(call.args[0], Expr::Async(_))).then_some(call)
+}
+
+/// `-> impl Future<Output = ..> (+ ..)`
+fn returns_impl_future(output: &ReturnType) -> bool {
+    let ReturnType::Type(_, ty) = output else {
+        return false;
+    };
+    let Type::ImplTrait(ty) = &**ty else {
+        return false;
+    };
+    ty.bounds.iter().any(|bound| {
+        matches!(bound, TypeParamBound::Trait(t)
+            if t.path.segments.last().is_some_and(|s| s.ident == "Future"))
+    })
+}
+
+/// The span errors about the return type point at, and the return type
+/// with every `impl Trait` replaced by `_` (usable as a `let` type).
+fn return_type(output: &ReturnType, fallback: Span) -> (Span, TokenStream) {
+    match output {
+        ReturnType::Default => (fallback, quote!(())),
+        ReturnType::Type(_, ty) => {
+            let mut erased = (**ty).clone();
+            ImplTraitEraser.visit_type_mut(&mut erased);
+            (ty.span(), quote!(#erased))
+        }
+    }
+}
+
+struct ImplTraitEraser;
+
+impl VisitMut for ImplTraitEraser {
+    fn visit_type_mut(&mut self, ty: &mut Type) {
+        if let Type::ImplTrait(impl_trait) = ty {
+            *ty = Type::Infer(syn::TypeInfer {
+                attrs: Vec::new(),
+                underscore_token: syn::Token![_](impl_trait.impl_token.span),
+            });
+        } else {
+            syn::visit_mut::visit_type_mut(self, ty);
+        }
+    }
+}
+
+/// An unreachable `return` of the declared type, first in the body: it
+/// fixes the body's type before the user's statements are checked, so `?`
+/// converts errors and `return` coerces exactly as in the original function.
+fn fake_return(span: Span, erased: &TokenStream) -> TokenStream {
+    let value = local("devsy_return");
+    quote_spanned! {span=>
+        #[allow(
+            unreachable_code,
+            clippy::diverging_sub_expression,
+            clippy::let_unit_value,
+            clippy::unreachable,
+            clippy::needless_return
+        )]
+        if false {
+            let #value: #erased = ::core::unreachable!();
+            return #value;
+        }
+    }
+}
+
+/// `__private::enter("name")`, with the property overrides applied when
+/// telemetry is on: an `Option<CommandBuilder>`.
+fn command_builder(args: &Args, func: &CommandFn) -> TokenStream {
+    let name = args
+        .name
+        .clone()
+        .unwrap_or_else(|| LitStr::new(&derive_name(&func.sig.ident), func.sig.ident.span()));
+    let command = local("devsy_command");
+    let setters: Vec<TokenStream> = [
+        ("provider", &args.provider),
+        ("ide", &args.ide),
+        ("source_type", &args.source_type),
+    ]
+    .into_iter()
+    .filter_map(|(setter, expr)| {
+        let expr = expr.as_ref()?;
+        let setter = Ident::new(setter, Span::mixed_site());
+        let value = property(expr);
+        Some(quote!(.#setter(#value)))
+    })
+    .collect();
+    let enter = quote!(::devsy_telemetry::__private::enter(#name));
+    if setters.is_empty() {
+        enter
+    } else {
+        quote!(#enter.map(|#command| #command #(#setters)*))
+    }
+}
+
+/// A property value from the user's expression: an `Option` of something
+/// `Display`, or something `Display`. Spanned at the expression, so a type
+/// that is neither is reported there.
+fn property(expr: &Expr) -> TokenStream {
+    quote_spanned! {expr.span()=>
+        {
+            // One of the two is used, depending on the expression's type.
+            #[allow(unused_imports)]
+            use ::devsy_telemetry::__private::{DisplayProperty as _, OptionProperty as _};
+            (&::devsy_telemetry::__private::PropertyRef(&(#expr))).devsy_property()
+        }
+    }
+}
+
+/// `provider_delete` -> `provider delete`
+fn derive_name(ident: &Ident) -> String {
+    ident
+        .unraw()
+        .to_string()
+        .split('_')
+        .filter(|word| !word.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_come_from_the_function() {
+        let name = |s: &str| derive_name(&syn::parse_str::<Ident>(s).expect("ident"));
+        assert_eq!(name("provider_delete"), "provider delete");
+        assert_eq!(name("up"), "up");
+        assert_eq!(name("r#type"), "type");
+        assert_eq!(name("_context__set_options_"), "context set options");
+    }
+
+    #[test]
+    fn shapes() {
+        let shape = |s: &str| {
+            let func = crate::item::parse(s.parse().expect("tokens")).expect("function");
+            match Shape::of(&func) {
+                Shape::Sync => "sync",
+                Shape::Async => "async",
+                Shape::ReturnsFuture => "future",
+                Shape::BoxedAsync { .. } => "boxed",
+            }
+        };
+        assert_eq!(shape("fn f() -> Result<(), E> { Ok(()) }"), "sync");
+        assert_eq!(shape("async fn f() {}"), "async");
+        assert_eq!(
+            shape("fn f() -> impl Future<Output = ()> + Send { async {} }"),
+            "future"
+        );
+        assert_eq!(
+            shape("fn f() -> impl core::future::Future<Output = ()> { async {} }"),
+            "future"
+        );
+        assert_eq!(
+            shape(
+                "fn f<'a>(&'a self) -> Pin<Box<dyn Future<Output = ()> + Send + 'a>> { Box::pin(async move {}) }"
+            ),
+            "boxed"
+        );
+        assert_eq!(shape("fn f() -> impl Display { 1 }"), "sync");
+    }
+}
