@@ -554,7 +554,7 @@ fn functions_returning_impl_future_time_the_future() {
 // ---- attributes, scopes and names ---------------------------------------
 
 /// Documented.
-#[must_use]
+#[must_use = "the value is the point"]
 #[inline]
 #[telemetry_command]
 fn attributes_kept() -> Result<u8, String> {

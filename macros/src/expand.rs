@@ -39,55 +39,76 @@ pub(crate) fn expand(args: &Args, func: &CommandFn) -> TokenStream {
     let command = local("devsy_command");
     let builder = command_builder(args, func);
     let (return_span, erased_return) = return_type(&sig.output, sig.ident.span());
-    let private = quote!(::devsy_telemetry::__private);
-    // Spanned at the return type: a type that is not a `CommandOutcome` is
-    // reported there.
-    let run = quote_spanned!(return_span=> #private::run);
-    let instrumented = quote_spanned!(return_span=> #private::Instrumented::new);
     let user_block = body.block();
     let fake_return = fake_return(return_span, &erased_return);
+    // A function returning `()` ends in a statement, as its author would
+    // write it (`clippy::semicolon_if_nothing_returned`).
+    let end = returns_unit(&sig.output).then(|| quote!(;));
 
+    // The calls that require `CommandOutcome` are located at the return
+    // type, so a type that is not one is reported there.
     let new_body = match Shape::of(func) {
         Shape::Sync => {
             let span = local("devsy_span");
-            quote! {
-                let #span = #builder.map(#private::CommandBuilder::start);
-                #run(#span, move || {
+            let call = quote_spanned! {return_span=>
+                ::devsy_telemetry::__private::run(#span, move || {
                     #fake_return
                     #user_block
                 })
+            };
+            quote! {
+                let #span = #builder.map(::devsy_telemetry::__private::CommandBuilder::start);
+                #call #end
             }
         }
-        Shape::Async => quote! {
-            let #command = #builder;
-            #instrumented(#command, async move {
-                #fake_return
-                #user_block
-            })
-            .await
-        },
-        Shape::ReturnsFuture => quote! {
-            let #command = #builder;
-            #instrumented(#command, #private::call(move || #user_block))
-        },
+        Shape::Async => {
+            let call = quote_spanned! {return_span=>
+                ::devsy_telemetry::__private::Instrumented::new(#command, async move {
+                    #fake_return
+                    #user_block
+                })
+            };
+            quote! {
+                let #command = #builder;
+                #call.await #end
+            }
+        }
+        Shape::ReturnsFuture => {
+            let call = quote_spanned! {return_span=>
+                ::devsy_telemetry::__private::Instrumented::new(#command, ::devsy_telemetry::__private::call(move || #user_block))
+            };
+            quote! {
+                let #command = #builder;
+                #call
+            }
+        }
         Shape::BoxedAsync { call } => {
             let before = &body.stmts[..body.stmts.len() - 1];
             let ExprCall { attrs, func, .. } = call;
             let future = &call.args[0];
+            let wrapped = quote_spanned! {return_span=>
+                ::devsy_telemetry::__private::Instrumented::new(#command, #future)
+            };
             quote! {
                 let #command = #builder;
                 #(#before)*
-                #(#attrs)* #func(#instrumented(#command, #future))
+                #(#attrs)* #func(#wrapped)
             }
         }
     };
 
-    quote! {
-        #(#outer_attrs)*
-        #vis #sig {
+    // The body's braces are the user's: the item spans the user's tokens
+    // from first to last, so lints about the item (`dead_code`) still fire.
+    let mut braced_body = TokenStream::new();
+    body.brace.surround(&mut braced_body, |tokens| {
+        tokens.extend(quote! {
             #(#inner_attrs)*
             #new_body
-        }
+        });
+    });
+    quote! {
+        #(#outer_attrs)*
+        #vis #sig #braced_body
     }
 }
 
@@ -136,6 +157,14 @@ fn boxed_async_tail(stmts: &[Stmt]) -> Option<&ExprCall> {
     (is_box_pin && call.args.len() == 1 && matches!(call.args[0], Expr::Async(_))).then_some(call)
 }
 
+/// No return type, or `-> ()`.
+fn returns_unit(output: &ReturnType) -> bool {
+    match output {
+        ReturnType::Default => true,
+        ReturnType::Type(_, ty) => matches!(&**ty, Type::Tuple(tuple) if tuple.elems.is_empty()),
+    }
+}
+
 /// `-> impl Future<Output = ..> (+ ..)`
 fn returns_impl_future(output: &ReturnType) -> bool {
     let ReturnType::Type(_, ty) = output else {
@@ -150,7 +179,7 @@ fn returns_impl_future(output: &ReturnType) -> bool {
     })
 }
 
-/// The span errors about the return type point at, and the return type
+/// Where errors about the return type are reported, and the return type
 /// with every `impl Trait` replaced by `_` (usable as a `let` type).
 fn return_type(output: &ReturnType, fallback: Span) -> (Span, TokenStream) {
     match output {

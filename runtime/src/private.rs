@@ -80,10 +80,13 @@ pin_project_lite::pin_project! {
     /// A command's future: the command starts at its first poll and
     /// finishes when it completes, with the outcome of its output.
     #[must_use = "futures do nothing unless polled"]
-    pub struct Instrumented<F> {
+    pub struct Instrumented<F: Future> {
         #[pin]
         future: F,
         state: State,
+        // Taken where the bound is checked, in `new`, so that a type that is
+        // not an outcome is reported once, there.
+        failure: fn(&F::Output) -> Option<String>,
     }
 }
 
@@ -104,14 +107,12 @@ where
         Self {
             future,
             state: command.map_or(State::Off, State::Pending),
+            failure: <F::Output as CommandOutcome>::failure,
         }
     }
 }
 
-impl<F: Future> Future for Instrumented<F>
-where
-    F::Output: CommandOutcome,
-{
+impl<F: Future> Future for Instrumented<F> {
     type Output = F::Output;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
@@ -129,7 +130,7 @@ where
             Ok(Poll::Pending) => Poll::Pending,
             Ok(Poll::Ready(output)) => {
                 if let State::Running(span) = std::mem::replace(this.state, State::Off) {
-                    span.finish(output.failure());
+                    span.finish((this.failure)(&output));
                 }
                 Poll::Ready(output)
             }

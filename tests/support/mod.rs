@@ -76,7 +76,7 @@ impl Server {
                 let Ok(stream) = stream else { continue };
                 accept_state.connections.fetch_add(1, Ordering::SeqCst);
                 let state = Arc::clone(&accept_state);
-                workers.push(thread::spawn(move || serve(stream, mode, &state)));
+                workers.push(thread::spawn(move || serve(&stream, mode, &state)));
             }
             for worker in workers {
                 let _ = worker.join();
@@ -134,7 +134,7 @@ impl Drop for Server {
     }
 }
 
-fn serve(stream: TcpStream, mode: Mode, state: &State) {
+fn serve(stream: &TcpStream, mode: Mode, state: &State) {
     let started = Instant::now();
     if let Mode::Hang = mode {
         while !state.stop.load(Ordering::SeqCst) && started.elapsed() < CONNECTION_LIMIT {
@@ -144,7 +144,8 @@ fn serve(stream: TcpStream, mode: Mode, state: &State) {
     }
     let Mode::Status(status) = mode else { return };
     let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
-    let mut reader = BufReader::new(&stream);
+    let mut reader = BufReader::new(stream);
+    let mut writer = stream;
     // Serve keep-alive requests until the client closes, bounded in count.
     for _ in 0..1000 {
         let Some(request) = read_request(&mut reader) else {
@@ -157,7 +158,7 @@ fn serve(stream: TcpStream, mode: Mode, state: &State) {
             .push(request);
         let reason = if status < 300 { "OK" } else { "Error" };
         let response = format!("HTTP/1.1 {status} {reason}\r\ncontent-length: 0\r\n\r\n");
-        if (&stream).write_all(response.as_bytes()).is_err() {
+        if writer.write_all(response.as_bytes()).is_err() {
             break;
         }
     }

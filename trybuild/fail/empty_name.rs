@@ -1,0 +1,13 @@
+use devsy_telemetry::telemetry_command;
+
+const NAME: &str = "up";
+
+#[telemetry_command("")]
+fn up() -> Result<(), String> {
+    let _ = NAME;
+    Ok(())
+}
+
+fn main() {
+    let _ = up();
+}
