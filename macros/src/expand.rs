@@ -324,3 +324,65 @@ mod tests {
         assert_eq!(shape("fn f() -> impl Display { 1 }"), "sync");
     }
 }
+
+/// The expansions shown in `docs/expansions.md` are what the macro produces.
+#[cfg(test)]
+mod documented_expansions {
+    const PAGE: &str = include_str!("../docs/expansions.md");
+
+    /// The `rust,ignore` blocks of the page, in order.
+    fn blocks(page: &str) -> Vec<String> {
+        page.split("```rust,ignore\n")
+            .skip(1)
+            .map(|rest| rest.split("```").next().unwrap_or_default().to_string())
+            .collect()
+    }
+
+    /// Expands a block that starts with a `#[telemetry_command(..)]` line,
+    /// formatted as `cargo expand` would show it.
+    pub(super) fn expand_block(input: &str) -> String {
+        let (attr_line, function) = input
+            .split_once('\n')
+            .expect("an attribute line, then the function");
+        let args = attr_line
+            .trim()
+            .strip_prefix("#[telemetry_command")
+            .and_then(|rest| rest.strip_suffix(']'))
+            .expect("the first line is the attribute");
+        let args = args
+            .strip_prefix('(')
+            .and_then(|a| a.strip_suffix(')'))
+            .unwrap_or(args);
+        let args: crate::args::Args = syn::parse_str(args).expect("arguments");
+        let func = crate::item::parse(function.parse().expect("tokens")).expect("a function");
+        let file: syn::File =
+            syn::parse2(super::expand(&args, &func)).expect("the expansion parses");
+        prettyplease::unparse(&file)
+    }
+
+    /// Set `UPDATE_EXPANSIONS=1` to rewrite the page from the macro's output.
+    #[test]
+    fn the_page_shows_the_real_expansions() {
+        let blocks = blocks(PAGE);
+        assert_eq!(blocks.len(), 6, "three inputs, three expansions");
+        let mut page = PAGE.to_string();
+        for pair in blocks.chunks(2) {
+            let expanded = expand_block(&pair[0]);
+            if std::env::var_os("UPDATE_EXPANSIONS").is_some() {
+                let old = format!("expands to\n\n```rust,ignore\n{}```", pair[1]);
+                let new = format!("expands to\n\n```rust,ignore\n{expanded}```");
+                page = page.replacen(&old, &new, 1);
+                continue;
+            }
+            assert_eq!(
+                pair[1], expanded,
+                "docs/expansions.md is stale (UPDATE_EXPANSIONS=1 rewrites it); the input\n{}\nexpands to\n{expanded}",
+                pair[0]
+            );
+        }
+        if std::env::var_os("UPDATE_EXPANSIONS").is_some() {
+            let path = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/expansions.md");
+            std::fs::write(path, page).expect("rewrite docs/expansions.md");
+        }
+    }
+}

@@ -1,10 +1,10 @@
 //! The `#[telemetry_command]` attribute of `devsy-telemetry`.
 //!
-//! Use it through the facade crate, `devsy_telemetry::telemetry_command`;
-//! its documentation is there. This crate is split by stage: [`args`]
-//! parses the attribute's arguments, [`item`] parses and validates the
-//! function, [`expand`] rewrites it.
-
+//! Use it through the facade crate, as `devsy_telemetry::telemetry_command`.
+//! This crate is split by stage: `args` parses the attribute's arguments,
+//! `item` parses and validates the function, `expand` rewrites it.
+//!
+#![doc = include_str!("../docs/expansions.md")]
 #![forbid(unsafe_code)]
 
 mod args;
@@ -13,8 +13,57 @@ mod item;
 
 use proc_macro::TokenStream;
 
-/// Records a CLI command's start, duration and outcome. See
-/// `devsy_telemetry::telemetry_command` for the full syntax.
+/// Records a CLI command: a start event when it is entered, and a finished
+/// event with its duration when it fails or runs past the slow threshold.
+/// The function behaves exactly as before.
+///
+/// ```
+/// use devsy_telemetry::telemetry_command;
+/// # struct UpArgs { provider: Option<String>, ide: String }
+/// # #[derive(Debug)] struct Error;
+/// # impl std::fmt::Display for Error {
+/// #     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result { f.write_str("error") }
+/// # }
+///
+/// #[telemetry_command]                        // the name from the fn: "provider delete"
+/// fn provider_delete(name: &str) -> Result<(), Error> {
+///     Ok(())
+/// }
+///
+/// #[telemetry_command("context set-options")] // an explicit name
+/// fn set_options() {}
+///
+/// #[telemetry_command(name = "up", provider = args.provider.as_deref(), ide = &args.ide)]
+/// async fn up(args: UpArgs) -> Result<(), Error> {
+///     Ok(())
+/// }
+/// # provider_delete("x").unwrap(); set_options();
+/// ```
+///
+/// # Arguments
+///
+/// - a string literal, or `name = "…"`: the command path without the app
+///   name (the runtime prefixes it: `devsy provider delete`). Default: the
+///   function's name with `_` read as a space.
+/// - `provider = expr`, `ide = expr`, `source_type = expr`: this command's
+///   properties, overriding the builder's defaults. Any expression over the
+///   parameters, evaluated once at entry and only when telemetry is on; of
+///   type `&str`, `String`, anything `Display`, or an `Option` of those
+///   (`None` omits the property).
+///
+/// # Functions
+///
+/// Free functions, methods (any receiver), trait impls and default methods,
+/// `async fn` (timed from its first poll to its completion; its future
+/// stays `Send` when the body is), functions returning `impl Future`
+/// (their statements run at the call, the future is timed), and
+/// `#[async_trait]` methods (the boxed future is timed). Not `const fn`,
+/// nor trait methods without a body.
+///
+/// The return type must implement `devsy_telemetry::CommandOutcome`: `()`,
+/// `Result<T, E>` with `E: Display`, `ExitCode`, or your own. A panic is
+/// recorded as a failure whose error starts with `panic` and then continues
+/// unchanged.
 #[proc_macro_attribute]
 pub fn telemetry_command(attr: TokenStream, item: TokenStream) -> TokenStream {
     let original = proc_macro2::TokenStream::from(item);
