@@ -55,6 +55,14 @@ pub async fn refresh() {
     println!("refreshed");
 }
 
+/// Its inner attribute still applies to its body: without it, the unused
+/// variable would be an error here.
+#[telemetry_command]
+pub fn inner_attribute() {
+    #![allow(unused_variables)]
+    let unused = 1;
+}
+
 /// Exits with a code.
 #[must_use]
 #[telemetry_command]
@@ -140,9 +148,10 @@ fn strict_lints_pass_and_the_functions_run() {
         );
         assert!(support::block_on(logs(0)).is_err());
         support::block_on(refresh());
+        inner_attribute();
         assert_eq!(count(&[1, 2]).map_err(|e| e.to_string()), Ok(2));
         let mut cli = Cli { names: Vec::new() };
         assert!(cli.add("a").is_ok());
     });
-    assert_eq!(events.len(), 10);
+    assert_eq!(events.len(), 11);
 }
