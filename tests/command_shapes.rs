@@ -707,7 +707,10 @@ fn properties_from_parameters_override_the_defaults() {
         let props = &event["event"]["properties"];
         assert_eq!(props["ide"], "vscode");
         assert_eq!(props["source_type"], "local:");
-        assert!(props.get("provider").is_none(), "None omits the property");
+        assert!(
+            props.get("provider").is_none(),
+            "None, with no default, omits the property"
+        );
     }
     assert_eq!(
         events.len(),

@@ -25,9 +25,7 @@ fn object<'a>(value: &'a Value, what: &str) -> &'a Map<String, Value> {
         .unwrap_or_else(|| panic!("{what} is not an object: {value}"))
 }
 
-fn keys(map: &Map<String, Value>) -> Vec<&str> {
-    map.keys().map(String::as_str).collect()
-}
+use support::keys;
 
 fn is_64_lower_hex(value: &Value) -> bool {
     value
@@ -182,24 +180,9 @@ fn properties_arrive_as_given_and_desktop_follows_devsy_ui() {
     assert!(props.get("error").is_none() && props.get("duration_ms").is_none());
 }
 
-/// The JSON block after `<!-- wire-format -->` in the README.
-fn readme_example() -> String {
-    let readme = include_str!("../README.md");
-    let start = readme
-        .find("<!-- wire-format -->")
-        .expect("README has a <!-- wire-format --> marker");
-    let block = &readme[start..];
-    let open = block
-        .find("```json\n")
-        .expect("a json block after the marker")
-        + "```json\n".len();
-    let close = block[open..].find("```").expect("the json block is closed");
-    block[open..open + close].to_string()
-}
-
 #[test]
 fn readme_example_is_exactly_the_wire_format() {
-    let text = readme_example();
+    let text = support::readme_example();
     let documented: Value = serde_json::from_str(&text).expect("README example is JSON");
     // Every key and type of the README parses into the wire types, which
     // refuse unknown keys; what they serialize back is the README again.
@@ -228,20 +211,5 @@ fn readme_example_is_exactly_the_wire_format() {
     drop(telemetry);
     let recorded = recording.events();
     assert_eq!(recorded.len(), 2);
-    assert_same_shape(&documented, &recorded[1], "$");
-}
-
-/// Same keys in the same order, same JSON types, all the way down.
-fn assert_same_shape(documented: &Value, actual: &Value, at: &str) {
-    match (documented, actual) {
-        (Value::Object(d), Value::Object(a)) => {
-            assert_eq!(keys(d), keys(a), "keys at {at}");
-            for (key, value) in d {
-                assert_same_shape(value, &a[key], &format!("{at}.{key}"));
-            }
-        }
-        (Value::String(_), Value::String(_)) => {}
-        (Value::Number(d), Value::Number(a)) if d.is_u64() && a.is_u64() => {}
-        _ => panic!("{at}: README has {documented}, the code sends {actual}"),
-    }
+    support::assert_same_shape(&documented, &recorded[1], "$");
 }

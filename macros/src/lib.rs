@@ -49,7 +49,8 @@ use proc_macro::TokenStream;
 ///   properties, overriding the builder's defaults. Any expression over the
 ///   parameters, evaluated once at entry and only when telemetry is on; of
 ///   type `&str`, `String`, anything `Display`, or an `Option` of those
-///   (`None` omits the property).
+///   (`None` keeps the builder's default; without one the property is
+///   omitted).
 ///
 /// # Functions
 ///

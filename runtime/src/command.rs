@@ -99,7 +99,8 @@ impl CommandBuilder {
 }
 
 /// A value for an optional event property: a string, or an `Option` of
-/// one, where `None` means "unknown" and omits the property.
+/// one, where `None` means "unknown": the builder's default applies, and
+/// without one the property is omitted.
 ///
 /// ```
 /// use devsy_telemetry_runtime::IntoProperty;

@@ -149,7 +149,7 @@ impl<F: Future> Future for Instrumented<F> {
 /// reference), else [`DisplayProperty`] for anything `Display`.
 pub struct PropertyRef<'a, T: ?Sized>(pub &'a T);
 
-/// A property from an `Option<impl Display>`: `None` omits it.
+/// A property from an `Option<impl Display>`: `None` leaves the default.
 pub trait OptionProperty {
     /// The property's value.
     fn devsy_property(&self) -> Option<String>;
