@@ -754,24 +754,28 @@ fn a_panic_is_recorded_then_continues_unchanged() {
 
 #[test]
 fn with_telemetry_off_functions_behave_as_before_and_evaluate_nothing() {
-    // No client is started in this test: the attribute's entry finds none.
-    let before = EVALUATIONS.load(std::sync::atomic::Ordering::SeqCst);
-    let ((), events) = record(QUICK, || {
-        devsy_telemetry::disable();
-        open(Ide::VsCode);
-        assert_eq!(
-            delete("docker").map_err(|e| e.to_string()),
-            Err("provider 'docker' does not exist".into())
-        );
-        assert_eq!(
-            block_on(async_up("x".into())).as_deref(),
-            Ok("workspace for x")
-        );
-    });
-    assert!(events.is_empty(), "{events:?}");
+    // No client is started while this test holds the turn: the attribute's
+    // entry finds none, and the property is never evaluated.
+    static OFF_EVALUATIONS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+    #[telemetry_command("off", provider = count_off())]
+    fn off() {}
+
+    fn count_off() -> &'static str {
+        OFF_EVALUATIONS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        "docker"
+    }
+
+    let _turn = support::one_at_a_time();
+    off();
+    open(Ide::VsCode);
     assert_eq!(
-        EVALUATIONS.load(std::sync::atomic::Ordering::SeqCst),
-        before,
-        "properties evaluated while off"
+        delete("docker").map_err(|e| e.to_string()),
+        Err("provider 'docker' does not exist".into())
     );
+    assert_eq!(
+        block_on(async_up("x".into())).as_deref(),
+        Ok("workspace for x")
+    );
+    assert_eq!(OFF_EVALUATIONS.load(std::sync::atomic::Ordering::SeqCst), 0);
 }

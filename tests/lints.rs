@@ -149,9 +149,39 @@ fn strict_lints_pass_and_the_functions_run() {
         assert!(support::block_on(logs(0)).is_err());
         support::block_on(refresh());
         inner_attribute();
+        assert!(one_line(1).is_ok());
+        assert!(support::block_on(one_line_async(0)).is_err());
         assert_eq!(count(&[1, 2]).map_err(|e| e.to_string()), Ok(2));
         let mut cli = Cli { names: Vec::new() };
         assert!(cli.add("a").is_ok());
     });
-    assert_eq!(events.len(), 11);
+    assert_eq!(events.len(), 14);
+}
+
+/// One-line bodies leave no `unused_braces` behind.
+///
+/// # Errors
+///
+/// On zero.
+#[telemetry_command]
+pub fn one_line(n: u32) -> Result<u32, CliError> {
+    if n > 0 {
+        Ok(n)
+    } else {
+        Err(CliError("zero".into()))
+    }
+}
+
+/// Nor do one-line async bodies.
+///
+/// # Errors
+///
+/// On zero.
+#[telemetry_command]
+pub async fn one_line_async(n: u32) -> Result<u32, CliError> {
+    if n > 0 {
+        Ok(n)
+    } else {
+        Err(CliError("zero".into()))
+    }
 }

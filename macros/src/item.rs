@@ -24,11 +24,12 @@ pub(crate) struct Body {
 }
 
 impl Body {
-    /// The statements as a block of their own, with the user's braces: what
-    /// they declare (`use`, items) is visible inside it only.
+    /// The statements as a block of their own: what they declare (`use`,
+    /// items) is visible inside it only. Its braces are the macro's, so
+    /// `unused_braces` does not fire on the user's one-line bodies.
     pub fn block(&self) -> Block {
         Block {
-            brace_token: self.brace,
+            brace_token: token::Brace(Span::mixed_site()),
             stmts: self.stmts.clone(),
         }
     }
@@ -100,6 +101,26 @@ impl MaybeFn {
                 "`#[telemetry_command]` cannot instrument a `const fn`: telemetry runs at run time",
             ));
         }
+        if let Some(track_caller) = self
+            .outer_attrs
+            .iter()
+            .find(|a| a.path().is_ident("track_caller"))
+        {
+            return Err(syn::Error::new_spanned(
+                track_caller,
+                "`#[telemetry_command]` cannot keep `#[track_caller]`: the instrumented body runs \
+                 in a closure, which would report its own location; remove one of the two",
+            ));
+        }
+        if let syn::ReturnType::Type(_, ty) = &self.sig.output {
+            if let syn::Type::Never(never) = &**ty {
+                return Err(syn::Error::new_spanned(
+                    never,
+                    "`#[telemetry_command]` cannot instrument a function that never returns (`-> !`): \
+                     there is no outcome to record; instrument the command that calls it",
+                ));
+            }
+        }
         if let Some(variadic) = &self.sig.variadic {
             return Err(syn::Error::new_spanned(
                 variadic,
@@ -167,5 +188,7 @@ mod tests {
         );
         assert!(error("const fn f() {}").contains("cannot instrument a `const fn`"));
         assert!(error("fn f(&self);").contains("needs a function body"));
+        assert!(error("#[track_caller] fn f() {}").contains("cannot keep `#[track_caller]`"));
+        assert!(error("fn f() -> ! { loop {} }").contains("never returns"));
     }
 }
