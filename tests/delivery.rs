@@ -69,15 +69,31 @@ fn dropping_the_guard_holds_a_custom_budget_against_a_hanging_server() {
 }
 
 #[test]
-fn flush_reports_failure_and_counts_failed_events_when_the_server_errors() {
+fn a_server_error_is_retried_then_spooled_and_a_refusal_dropped_and_counted() {
     let server = Server::start(Mode::Status(503));
     let home = tempfile::tempdir().expect("temp dir");
     let telemetry = builder(home.path()).endpoint(server.endpoint()).start();
     telemetry.command("provider list").start().finish_ok();
-    assert!(telemetry.flush(GENEROUS), "a failed batch still settles");
+    assert!(
+        telemetry.flush(GENEROUS),
+        "a batch kept in the spool is settled"
+    );
     let stats = telemetry.stats();
-    assert_eq!((stats.recorded, stats.delivered, stats.failed), (1, 0, 1));
-    assert_eq!(server.requests().len(), 1);
+    assert_eq!((stats.recorded, stats.delivered, stats.spooled), (1, 0, 1));
+    // Three attempts, with backoff between them, then the spool.
+    assert_eq!(server.requests().len(), 3);
+    let spooled = support::files_under(&home.path().join("telemetry-spool"));
+    assert_eq!(spooled.len(), 1, "{spooled:?}");
+    drop(telemetry);
+
+    let refusing = Server::start(Mode::Status(400));
+    let home = tempfile::tempdir().expect("temp dir");
+    let telemetry = builder(home.path()).endpoint(refusing.endpoint()).start();
+    telemetry.command("provider list").start().finish_ok();
+    assert!(telemetry.flush(GENEROUS));
+    let stats = telemetry.stats();
+    assert_eq!((stats.rejected, stats.spooled), (1, 0));
+    assert_eq!(refusing.requests().len(), 1, "a 400 is never retried");
 }
 
 /// A transport that tells when it is entered and blocks until released.
@@ -204,6 +220,12 @@ fn disable_discards_everything_queued() {
     assert_eq!(
         telemetry.status(),
         devsy_telemetry::Status::Disabled(devsy_telemetry::DisabledBy::Runtime)
+    );
+    let stats = telemetry.stats();
+    // Three queued and two after (a start and a failure), all discarded.
+    assert_eq!(
+        (stats.recorded, stats.discarded, stats.delivered),
+        (5, 5, 0)
     );
     drop(telemetry);
     assert_eq!(server.connections(), 0);

@@ -163,9 +163,16 @@ fn debug_mode_prints_the_exact_events_and_sends_nothing() {
         Some("error: provider 'docker' does not exist")
     );
     let lines: Vec<&str> = lines.collect();
-    assert_eq!(lines.len(), 2, "{stderr}");
+    assert_eq!(lines.len(), 3, "{stderr}");
+    // The counters, last.
+    assert!(
+        lines[2].starts_with(
+            "devsy-telemetry: 2 recorded, 2 delivered, 0 spooled; dropped: 0 queue full"
+        ),
+        "{stderr}"
+    );
     // Exactly what would be posted: each line is one wire-format element.
-    let events: Vec<devsy_telemetry::event::Envelope<'_>> = lines
+    let events: Vec<devsy_telemetry::event::Envelope<'_>> = lines[..2]
         .iter()
         .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{line:?}: {e}")))
         .collect();

@@ -8,10 +8,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::command::CommandBuilder;
-use crate::global;
 use crate::policy::{self, ContextSource, DisabledBy, EnvNames, Inputs, Status};
+use crate::scrub::Scrubber;
+use crate::spool::Spool;
 use crate::transport::{Transport, check_endpoint};
-use crate::worker::{self, Config, Props, Shared, Sink, Stats};
+use crate::worker::{Config, Props, Shared, Sink, Stats};
+use crate::{delivery, global};
 
 /// The default slow threshold: a command that runs this long sends a
 /// finished event even when it succeeds.
@@ -209,12 +211,12 @@ impl Builder {
         }
     }
 
-    fn launch(self) -> Result<(Arc<Shared>, bool), DisabledBy> {
+    fn launch(mut self) -> Result<(Arc<Shared>, bool), DisabledBy> {
         if cfg!(not(feature = "telemetry")) {
             return Err(DisabledBy::CompiledOut);
         }
         let names = EnvNames::new(&self.app);
-        let map = self.env;
+        let map = self.env.take();
         let env = |name: &str| -> Option<String> {
             match &map {
                 Some(map) => map.get(name).cloned(),
@@ -223,20 +225,49 @@ impl Builder {
         };
         let config_dir = self
             .config_dir
+            .clone()
             .or_else(|| default_config_dir(&self.app, &env));
+        let decided = if global::is_disabled() {
+            Err((DisabledBy::Runtime, config_dir))
+        } else {
+            self.decide(&names, &env, config_dir)
+        };
+        match decided {
+            Ok(started) => Ok(started),
+            Err((rule, config_dir)) => {
+                // Telemetry is off: what an earlier run left unsent goes too.
+                if let Some(dir) =
+                    config_dir.filter(|_| !matches!(rule, DisabledBy::WorkerUnavailable { .. }))
+                {
+                    let _ = Spool::delete(&dir);
+                }
+                Err(rule)
+            }
+        }
+    }
+
+    fn decide(
+        self,
+        names: &EnvNames,
+        env: &dyn Fn(&str) -> Option<String>,
+        config_dir: Option<PathBuf>,
+    ) -> Result<(Arc<Shared>, bool), (DisabledBy, Option<PathBuf>)> {
         let store_path = config_dir.as_ref().map(|dir| dir.join("config.json"));
         let source = match &self.context_option {
             Some(value) => ContextSource::Given(value.as_deref()),
             None => ContextSource::Store(store_path.as_deref()),
         };
-        policy::decide(&Inputs {
-            names: &names,
-            env: &env,
+        let decided = policy::decide(&Inputs {
+            names,
+            env,
             version: &self.version,
             enabled: self.enabled,
             context: self.context.as_deref(),
             source,
-        })?;
+        });
+        if let Err(rule) = decided {
+            return Err((rule, config_dir));
+        }
 
         let debug = env(&names.debug).is_some_and(|v| policy::is_truthy(&v));
         let sink = if debug {
@@ -246,19 +277,29 @@ impl Builder {
         } else {
             let endpoint = env(&names.endpoint)
                 .filter(|e| !e.trim().is_empty())
-                .or(self.endpoint)
-                .ok_or_else(|| DisabledBy::NoEndpoint {
-                    variable: names.endpoint.clone(),
-                })?;
-            check_endpoint(&endpoint).map_err(|reason| DisabledBy::InvalidEndpoint {
-                endpoint: endpoint.clone(),
-                reason,
-            })?;
+                .or(self.endpoint);
+            let Some(endpoint) = endpoint else {
+                let variable = names.endpoint.clone();
+                return Err((DisabledBy::NoEndpoint { variable }, config_dir));
+            };
+            if let Err(reason) = check_endpoint(&endpoint) {
+                return Err((DisabledBy::InvalidEndpoint { endpoint, reason }, config_dir));
+            }
             Sink::Http(endpoint)
         };
         let desktop = self
             .desktop
             .unwrap_or_else(|| env(&names.ui).is_some_and(|v| policy::is_truthy(&v)));
+        let home = env("HOME").or_else(|| env("USERPROFILE"));
+        let user = env("USER")
+            .or_else(|| env("USERNAME"))
+            .or_else(|| env("LOGNAME"))
+            .or_else(|| {
+                let home = home.as_deref()?;
+                Path::new(home)
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+            });
 
         let shared = Arc::new(Shared::new(Config {
             app: self.app,
@@ -268,11 +309,13 @@ impl Builder {
             slow_threshold: self.slow_threshold,
             exit_budget: self.exit_budget,
             capacity: self.queue_capacity,
-            config_dir,
+            config_dir: config_dir.clone(),
+            scrubber: Scrubber::new(home.as_deref(), user.as_deref()),
         }));
-        worker::spawn(&shared, sink).map_err(|e| DisabledBy::WorkerUnavailable {
-            reason: e.to_string(),
-        })?;
+        if let Err(e) = delivery::spawn(&shared, sink) {
+            let reason = e.to_string();
+            return Err((DisabledBy::WorkerUnavailable { reason }, config_dir));
+        }
         global::install(&shared);
         Ok((shared, debug))
     }
@@ -368,8 +411,9 @@ impl Telemetry {
         }
     }
 
-    /// Sends everything queued now and waits until it is delivered (or
-    /// failed), at most `timeout`. `true` when nothing is left waiting.
+    /// Sends everything queued now and waits until it is delivered, kept in
+    /// the spool for a later run, or dropped and counted; at most `timeout`.
+    /// `true` when nothing is left waiting.
     pub fn flush(&self, timeout: Duration) -> bool {
         match &self.inner {
             Inner::On { shared, .. } => shared.flush(timeout),
@@ -377,8 +421,8 @@ impl Telemetry {
         }
     }
 
-    /// Turns telemetry off at once and discards everything queued: the
-    /// command that opts out sends nothing.
+    /// Turns telemetry off at once, discards everything queued and deletes
+    /// the spool: the command that opts out sends nothing.
     pub fn disable(&self) {
         if let Inner::On { shared, .. } = &self.inner {
             global::uninstall(shared);
@@ -389,10 +433,13 @@ impl Telemetry {
 
 impl Drop for Telemetry {
     fn drop(&mut self) {
-        if let Inner::On { shared, .. } = &self.inner {
+        if let Inner::On { shared, debug } = &self.inner {
             global::uninstall(shared);
-            shared.flush(shared.config.exit_budget);
+            shared.flush_for_exit(shared.config.exit_budget);
             shared.close();
+            if *debug {
+                eprintln!("devsy-telemetry: {}", shared.stats());
+            }
         }
     }
 }

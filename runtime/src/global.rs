@@ -11,6 +11,9 @@ use crate::worker::Shared;
 /// True while an enabled client is installed: the attribute's whole cost
 /// when telemetry is off is loading this.
 static ACTIVE: AtomicBool = AtomicBool::new(false);
+/// Set by [`disable`]: telemetry stays off for the rest of the process,
+/// including clients started later.
+static DISABLED: AtomicBool = AtomicBool::new(false);
 static CURRENT: RwLock<Option<Arc<Shared>>> = RwLock::new(None);
 
 #[inline]
@@ -41,8 +44,15 @@ pub(crate) fn uninstall(shared: &Arc<Shared>) {
     }
 }
 
-/// Turns the installed client off and removes it.
+/// True once [`disable`] was called in this process.
+pub(crate) fn is_disabled() -> bool {
+    DISABLED.load(Ordering::SeqCst)
+}
+
+/// Turns the installed client off and removes it, and keeps every client
+/// started later off too.
 pub(crate) fn disable() {
+    DISABLED.store(true, Ordering::SeqCst);
     let taken = {
         let mut current = CURRENT.write().unwrap_or_else(PoisonError::into_inner);
         ACTIVE.store(false, Ordering::Relaxed);

@@ -11,7 +11,11 @@
 //! - [`context`]: the config store ([`ContextStore`]);
 //! - [`event`]: the wire format;
 //! - `identity`: the hashed machine id, Go's arch and os names;
-//! - `worker`: the queue, batching, flush and exit budget;
+//! - `worker`: the queue between the caller and the worker thread, the
+//!   flush and the exit budget;
+//! - `delivery`: the worker thread: batches, retries, backoff;
+//! - `spool`: undelivered batches on disk, for the next run;
+//! - `scrub`: personal data removed from error messages;
 //! - [`transport`](Transport): the trait, HTTP, and the recording transport.
 //!
 //! ```
@@ -43,11 +47,14 @@
 mod builder;
 mod command;
 pub mod context;
+mod delivery;
 pub mod event;
 mod global;
 mod identity;
 mod outcome;
 pub mod policy;
+mod scrub;
+mod spool;
 mod transport;
 mod worker;
 
@@ -83,9 +90,9 @@ pub fn command(path: impl Into<Cow<'static, str>>) -> CommandBuilder {
     }
 }
 
-/// Turns telemetry off at once for the rest of the process and discards
-/// everything queued, so the command that opts out sends nothing. Call it
-/// right after saving `TELEMETRY=false`.
+/// Turns telemetry off at once for the rest of the process, discards
+/// everything queued and deletes the spool, so the command that opts out
+/// sends nothing. Call it right after saving `TELEMETRY=false`.
 ///
 /// ```
 /// devsy_telemetry_runtime::disable();
@@ -94,9 +101,9 @@ pub fn disable() {
     global::disable();
 }
 
-/// Sends everything queued now and waits until it is delivered (or failed),
-/// at most `timeout`. `true` when nothing is left waiting (also when
-/// telemetry is off).
+/// Sends everything queued now and waits until it is delivered, kept in the
+/// spool for a later run, or dropped and counted; at most `timeout`. `true`
+/// when nothing is left waiting (also when telemetry is off).
 ///
 /// ```
 /// assert!(devsy_telemetry_runtime::flush(std::time::Duration::from_millis(100)));

@@ -15,7 +15,8 @@
 //! Delivery needs an endpoint too: without one, or with one that is not an
 //! `http(s)` URL, telemetry is off ([`DisabledBy::NoEndpoint`],
 //! [`DisabledBy::InvalidEndpoint`]). [`disable`](crate::disable) turns it off
-//! while running ([`DisabledBy::Runtime`]).
+//! for the rest of the process, clients started later included
+//! ([`DisabledBy::Runtime`]).
 
 use std::fmt;
 use std::path::Path;
@@ -119,7 +120,7 @@ pub enum DisabledBy {
         /// Why it was refused.
         reason: String,
     },
-    /// [`disable`](crate::disable) was called while running.
+    /// [`disable`](crate::disable) was called in this process.
     Runtime,
     /// The crate was built without its `telemetry` feature.
     CompiledOut,

@@ -1,32 +1,28 @@
-//! The queue between the caller's thread and the background worker, the
-//! worker's batching loop, and the flush that holds the exit budget.
+//! The queue between the caller's thread and the background worker, and
+//! the flush that holds the exit budget. The worker thread's side, batches,
+//! retries and the spool, is in [`delivery`](crate::delivery).
 //!
 //! The caller's side only moves a small [`Record`] into a bounded queue under
 //! a short lock. It never blocks on the worker, never serialises, never reads
 //! the machine id, and wakes the worker only when a batch begins or fills, so
-//! a busy host does not pay a wake-up per event. The worker turns records into
-//! the wire format, sends a batch of up to [`BATCH_SIZE`] events once the
-//! batch is full or [`BATCH_WINDOW`] after its first event, and sends at once
-//! when somebody flushes.
+//! a busy host does not pay a wake-up per event.
 //!
-//! Every accepted record ends in exactly one counter: delivered, failed,
-//! discarded (by [`disable`](crate::disable)) or unsent (still queued when the
-//! guard's exit budget ran out). Records refused because the queue was full
+//! Every accepted record ends in exactly one counter of [`Stats`]:
+//! delivered, spooled (kept on disk for a later run), rejected (by the
+//! server), failed (neither delivered nor kept) or discarded (by
+//! [`disable`](crate::disable)). Records refused because the queue was full
 //! are counted too.
 
 use std::borrow::Cow;
 use std::collections::VecDeque;
-use std::io::Write as _;
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::thread::{self, Thread};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
-use crate::event::{Batch, Envelope, Event, Properties, User};
-use crate::identity;
-use crate::transport::{HttpTransport, Transport};
+use crate::scrub::Scrubber;
+use crate::transport::Transport;
 
 /// Most events in one request.
 pub(crate) const BATCH_SIZE: usize = 100;
@@ -72,8 +68,10 @@ pub(crate) struct Config {
     pub slow_threshold: Duration,
     pub exit_budget: Duration,
     pub capacity: usize,
-    /// Where the fallback machine id is kept.
+    /// Where the fallback machine id and the spool are kept.
     pub config_dir: Option<PathBuf>,
+    /// Cleans error messages of personal data before they are sent.
+    pub scrubber: Scrubber,
 }
 
 /// Where batches go.
@@ -85,8 +83,12 @@ pub(crate) enum Sink {
     Debug,
 }
 
-/// Counts of what happened to events. Every recorded event ends in exactly
-/// one of `delivered`, `failed`, `discarded` or `unsent`, or is still queued.
+/// Counts of what happened to events in this process.
+///
+/// Every recorded event ends in exactly one of `delivered`, `spooled`,
+/// `rejected`, `failed` or `discarded`, or is still on its way. The
+/// `spool_*` counts are about batches read back from the spool, which
+/// may have been left by earlier runs.
 ///
 /// ```
 /// use devsy_telemetry_runtime::{RecordingTransport, Telemetry};
@@ -110,23 +112,95 @@ pub struct Stats {
     pub recorded: u64,
     /// Events the backend acknowledged (printed, in debug mode).
     pub delivered: u64,
-    /// Events in batches the transport failed to deliver.
+    /// Events kept in the spool for a later run.
+    pub spooled: u64,
+    /// Events the backend refused with a 4xx other than 408 and 429: dropped.
+    pub rejected: u64,
+    /// Events neither delivered nor kept (no usable config dir for the
+    /// spool, or a transport that cannot be built).
     pub failed: u64,
-    /// Events refused because the queue was full.
-    pub dropped_queue_full: u64,
-    /// Events thrown away by [`disable`](crate::disable).
+    /// Events thrown away by [`disable`](crate::disable), or recorded after
+    /// the guard was dropped.
     pub discarded: u64,
-    /// Events still queued when the exit budget ran out.
-    pub unsent: u64,
+    /// Events refused because the queue was full: dropped.
+    pub dropped_queue_full: u64,
+    /// Events from the spool (kept by an earlier run, or earlier in this
+    /// one) delivered now.
+    pub spool_delivered: u64,
+    /// Spooled events dropped because the spool was full.
+    pub spool_full: u64,
+    /// Spooled events dropped because they were older than 7 days.
+    pub spool_too_old: u64,
+    /// Spool files removed because they were corrupt or truncated.
+    pub spool_corrupt_files: u64,
+}
+
+impl std::fmt::Display for Stats {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} recorded, {} delivered, {} spooled; dropped: {} queue full, {} rejected, \
+             {} failed, {} discarded; spool: {} delivered, {} dropped full, {} dropped too old, \
+             {} corrupt files",
+            self.recorded,
+            self.delivered,
+            self.spooled,
+            self.dropped_queue_full,
+            self.rejected,
+            self.failed,
+            self.discarded,
+            self.spool_delivered,
+            self.spool_full,
+            self.spool_too_old,
+            self.spool_corrupt_files
+        )
+    }
+}
+
+/// Where a record ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Settled {
+    Delivered,
+    Spooled,
+    Rejected,
+    Failed,
+    Discarded,
+}
+
+/// Counts about the spool of earlier runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SpoolCount {
+    Delivered,
+    Rejected,
+    Full,
+    TooOld,
+    CorruptFiles,
 }
 
 #[derive(Debug, Default)]
 struct Counters {
     delivered: AtomicU64,
+    spooled: AtomicU64,
+    rejected: AtomicU64,
     failed: AtomicU64,
-    dropped_queue_full: AtomicU64,
     discarded: AtomicU64,
-    unsent: AtomicU64,
+    dropped_queue_full: AtomicU64,
+    spool_delivered: AtomicU64,
+    spool_full: AtomicU64,
+    spool_too_old: AtomicU64,
+    spool_corrupt_files: AtomicU64,
+}
+
+impl Counters {
+    fn settled(&self, how: Settled) -> &AtomicU64 {
+        match how {
+            Settled::Delivered => &self.delivered,
+            Settled::Spooled => &self.spooled,
+            Settled::Rejected => &self.rejected,
+            Settled::Failed => &self.failed,
+            Settled::Discarded => &self.discarded,
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -134,13 +208,16 @@ struct Queue {
     items: VecDeque<Record>,
     /// When the current batch began.
     first_queued: Option<Instant>,
-    /// Records ever accepted, and records that reached a final counter:
-    /// a flush waits for `settled` to catch up with `accepted`.
+    /// Records ever accepted, and records that reached their end (see
+    /// [`Settled`]): a flush waits for `settled` to catch up with `accepted`.
     accepted: u64,
     settled: u64,
-    /// The earliest deadline of a pending flush: send now, and time requests
-    /// out by then.
+    /// The earliest deadline of a pending flush: send now.
     flush_deadline: Option<Instant>,
+    /// The pending flush is the exit's: requests are timed out by its
+    /// deadline, and what is not delivered by then goes to the spool. An
+    /// ordinary flush only stops waiting at its deadline.
+    exiting: bool,
     /// No more sending: the guard was dropped or telemetry was disabled.
     closed: bool,
 }
@@ -183,13 +260,18 @@ impl Shared {
         }
     }
 
+    /// Registers the calling thread as the worker, to be woken by `push`.
+    pub(crate) fn register_worker(&self) {
+        let _ = self.worker.set(thread::current());
+    }
+
     /// Queues a record; never blocks on the worker. `false` if it was dropped
     /// (queue full, or telemetry closed), which is counted.
     pub(crate) fn push(&self, record: Record) -> bool {
         let mut queue = self.lock();
         if queue.closed {
-            drop(queue);
-            self.counters.discarded.fetch_add(1, Ordering::Relaxed);
+            queue.accepted += 1;
+            self.settle_locked(&mut queue, Settled::Discarded, 1);
             return false;
         }
         if queue.items.len() >= self.config.capacity {
@@ -207,18 +289,34 @@ impl Shared {
         let len = queue.items.len();
         drop(queue);
         // Wake the worker only to start the batch timer or to send a full batch.
-        if len == 1 || len == BATCH_SIZE {
+        if len == 1 || len == self.batch_size() {
             self.wake_worker();
         }
         true
     }
 
+    /// A full batch: [`BATCH_SIZE`], or the whole queue if it is smaller.
+    fn batch_size(&self) -> usize {
+        BATCH_SIZE.min(self.config.capacity)
+    }
+
     /// Waits until every record queued before this call is settled, or until
     /// `timeout`. `true` if everything settled.
     pub(crate) fn flush(&self, timeout: Duration) -> bool {
+        self.flush_with(timeout, false)
+    }
+
+    /// The exit's flush: as [`flush`](Self::flush), and no request outlives
+    /// `timeout`; what is not delivered by then is kept in the spool.
+    pub(crate) fn flush_for_exit(&self, timeout: Duration) -> bool {
+        self.flush_with(timeout, true)
+    }
+
+    fn flush_with(&self, timeout: Duration, exiting: bool) -> bool {
         let start = Instant::now();
         let deadline = start.checked_add(timeout);
         let mut queue = self.lock();
+        queue.exiting |= exiting;
         let target = queue.accepted;
         if queue.settled >= target {
             return true;
@@ -248,7 +346,8 @@ impl Shared {
         }
     }
 
-    /// Stops sending; what is still queued is counted as unsent. Does not wait.
+    /// Stops taking records; the worker keeps what is left in the spool and
+    /// exits. Does not wait.
     pub(crate) fn close(&self) {
         let mut queue = self.lock();
         queue.closed = true;
@@ -256,16 +355,20 @@ impl Shared {
         self.wake_worker();
     }
 
-    /// Stops at once and throws away everything queued (counted as discarded).
+    /// Stops at once, throws away everything queued (counted as discarded)
+    /// and deletes the spool.
     pub(crate) fn disable(&self) {
         self.disabled.store(true, Ordering::Relaxed);
+        if let Some(dir) = &self.config.config_dir {
+            // The worker deletes it again if it was writing just now.
+            let _ = crate::spool::Spool::delete(dir);
+        }
         let mut queue = self.lock();
         queue.closed = true;
         let dropped = queue.items.len();
         queue.items.clear();
-        Self::settle(&mut queue, dropped, &self.counters.discarded);
+        self.settle_locked(&mut queue, Settled::Discarded, dropped);
         drop(queue);
-        self.settled.notify_all();
         self.wake_worker();
     }
 
@@ -273,242 +376,114 @@ impl Shared {
         self.disabled.load(Ordering::Relaxed)
     }
 
+    pub(crate) fn is_closed(&self) -> bool {
+        self.lock().closed
+    }
+
     pub(crate) fn stats(&self) -> Stats {
         let recorded = self.lock().accepted;
         let c = &self.counters;
+        let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
         Stats {
             recorded,
-            delivered: c.delivered.load(Ordering::Relaxed),
-            failed: c.failed.load(Ordering::Relaxed),
-            dropped_queue_full: c.dropped_queue_full.load(Ordering::Relaxed),
-            discarded: c.discarded.load(Ordering::Relaxed),
-            unsent: c.unsent.load(Ordering::Relaxed),
+            delivered: load(&c.delivered),
+            spooled: load(&c.spooled),
+            rejected: load(&c.rejected),
+            failed: load(&c.failed),
+            discarded: load(&c.discarded),
+            dropped_queue_full: load(&c.dropped_queue_full),
+            spool_delivered: load(&c.spool_delivered),
+            spool_full: load(&c.spool_full),
+            spool_too_old: load(&c.spool_too_old),
+            spool_corrupt_files: load(&c.spool_corrupt_files),
         }
     }
 
-    fn settle(queue: &mut Queue, count: usize, counter: &AtomicU64) {
-        counter.fetch_add(count as u64, Ordering::Relaxed);
+    /// `count` of this run's records reached their end, `how`.
+    pub(crate) fn settle(&self, how: Settled, count: usize) {
+        if count > 0 {
+            let mut queue = self.lock();
+            self.settle_locked(&mut queue, how, count);
+        }
+    }
+
+    fn settle_locked(&self, queue: &mut Queue, how: Settled, count: usize) {
+        self.counters
+            .settled(how)
+            .fetch_add(count as u64, Ordering::Relaxed);
         queue.settled += count as u64;
-        if queue.items.is_empty() {
+        if queue.settled >= queue.accepted && !queue.exiting {
             queue.flush_deadline = None;
-            queue.first_queued = None;
         }
+        self.settled.notify_all();
     }
 
-    /// Blocks the worker until a batch is due; moves it into `batch`.
-    /// Returns the pending flush deadline, or `None` when the worker must exit.
-    fn next_batch(&self, batch: &mut Vec<Record>) -> Option<Option<Instant>> {
+    /// Counts what happened to batches in the spool.
+    pub(crate) fn count_spool(&self, what: SpoolCount, count: usize) {
+        let c = &self.counters;
+        let counter = match what {
+            SpoolCount::Delivered => &c.spool_delivered,
+            SpoolCount::Rejected => &c.rejected,
+            SpoolCount::Full => &c.spool_full,
+            SpoolCount::TooOld => &c.spool_too_old,
+            SpoolCount::CorruptFiles => &c.spool_corrupt_files,
+        };
+        counter.fetch_add(count as u64, Ordering::Relaxed);
+    }
+
+    /// Blocks the worker until there is something to do: records to send
+    /// (moved into `out`), the backlog to try (`backlog_at` has come), or
+    /// nothing more (closed: what was queued is moved into `out`).
+    pub(crate) fn next(&self, out: &mut Vec<Record>, backlog_at: Option<Instant>) -> Next {
         let mut queue = self.lock();
         loop {
             if queue.closed {
-                let left = queue.items.len();
-                queue.items.clear();
-                Self::settle(&mut queue, left, &self.counters.unsent);
-                drop(queue);
-                self.settled.notify_all();
-                return None;
+                out.extend(queue.items.drain(..));
+                queue.first_queued = None;
+                return Next::Exit;
             }
-            let Some(first) = queue.first_queued.filter(|_| !queue.items.is_empty()) else {
-                drop(queue);
-                thread::park();
-                queue = self.lock();
-                continue;
-            };
             let now = Instant::now();
-            let due = first + BATCH_WINDOW;
-            if queue.flush_deadline.is_some() || queue.items.len() >= BATCH_SIZE || now >= due {
+            let urgent = queue.flush_deadline.is_some();
+            // Only the exit's deadline bounds requests.
+            let flush = queue.flush_deadline.filter(|_| queue.exiting);
+            if urgent && !queue.items.is_empty() {
+                // Somebody waits: everything goes now.
+                out.extend(queue.items.drain(..));
+                queue.first_queued = None;
+                return Next::Records { flush };
+            }
+            if backlog_at.is_some_and(|at| at <= now) {
+                return Next::Backlog { flush };
+            }
+            let due = queue
+                .first_queued
+                .filter(|_| !queue.items.is_empty())
+                .map(|first| first + BATCH_WINDOW);
+            if due.is_some_and(|due| now >= due) || queue.items.len() >= self.batch_size() {
                 let n = queue.items.len().min(BATCH_SIZE);
-                batch.extend(queue.items.drain(..n));
+                out.extend(queue.items.drain(..n));
                 // The rest form the next batch, due a window from now at the latest.
                 queue.first_queued = (!queue.items.is_empty()).then_some(now);
-                return Some(queue.flush_deadline.filter(|d| *d > now));
+                return Next::Records { flush: None };
             }
+            let wake = due.into_iter().chain(backlog_at).min();
             drop(queue);
-            thread::park_timeout(due - now);
+            match wake {
+                Some(at) => thread::park_timeout(at.saturating_duration_since(now)),
+                None => thread::park(),
+            }
             queue = self.lock();
         }
     }
-
-    fn batch_done(&self, count: usize, delivered: bool) {
-        let counter = if delivered {
-            &self.counters.delivered
-        } else {
-            &self.counters.failed
-        };
-        let mut queue = self.lock();
-        Self::settle(&mut queue, count, counter);
-        drop(queue);
-        self.settled.notify_all();
-    }
 }
 
-/// Starts the worker thread.
-pub(crate) fn spawn(shared: &Arc<Shared>, sink: Sink) -> std::io::Result<()> {
-    let worker_shared = Arc::clone(shared);
-    thread::Builder::new()
-        .name("devsy-telemetry".into())
-        .spawn(move || Worker::new(worker_shared, sink).run())?;
-    Ok(())
-}
-
-struct Worker {
-    shared: Arc<Shared>,
-    sink: Sink,
-    transport: Option<Box<dyn Transport>>,
-    /// Computed on first use, once for this worker.
-    machine_id: Option<String>,
-    kind: String,
-}
-
-impl Worker {
-    fn new(shared: Arc<Shared>, sink: Sink) -> Self {
-        let kind = format!("{}_cli", shared.config.app);
-        Self {
-            shared,
-            sink,
-            transport: None,
-            machine_id: None,
-            kind,
-        }
-    }
-
-    fn run(mut self) {
-        // Registered before the first look at the queue, so a record pushed
-        // earlier is seen and one pushed later wakes this thread.
-        let _ = self.shared.worker.set(thread::current());
-        let mut batch = Vec::with_capacity(BATCH_SIZE);
-        while let Some(flush_deadline) = self.shared.next_batch(&mut batch) {
-            let count = batch.len();
-            let delivered = catch_unwind(AssertUnwindSafe(|| self.deliver(&batch, flush_deadline)))
-                .unwrap_or(false);
-            batch.clear();
-            self.shared.batch_done(count, delivered);
-        }
-    }
-
-    fn deliver(&mut self, records: &[Record], flush_deadline: Option<Instant>) -> bool {
-        let config = &self.shared.config;
-        let machine_id = self
-            .machine_id
-            .get_or_insert_with(|| identity::machine_id(&config.app, config.config_dir.as_deref()));
-        let batch = Batch {
-            data: build(&self.kind, machine_id, config, records),
-        };
-        match &self.sink {
-            Sink::Debug => {
-                let mut out = String::new();
-                for envelope in &batch.data {
-                    if let Ok(line) = serde_json::to_string(envelope) {
-                        out.push_str(&line);
-                        out.push('\n');
-                    }
-                }
-                std::io::stderr().lock().write_all(out.as_bytes()).is_ok()
-            }
-            Sink::Http(endpoint) => {
-                if self.transport.is_none() {
-                    match HttpTransport::new(endpoint.clone()) {
-                        Ok(http) => self.transport = Some(Box::new(http)),
-                        Err(_) => return false,
-                    }
-                }
-                let Some(transport) = &self.transport else {
-                    return false;
-                };
-                post(
-                    transport.as_ref(),
-                    &batch,
-                    config.exit_budget,
-                    flush_deadline,
-                )
-            }
-            Sink::Custom(transport) => post(
-                transport.as_ref(),
-                &batch,
-                config.exit_budget,
-                flush_deadline,
-            ),
-        }
-    }
-}
-
-fn post(
-    transport: &dyn Transport,
-    batch: &Batch<'_>,
-    budget: Duration,
-    flush_deadline: Option<Instant>,
-) -> bool {
-    let Ok(body) = serde_json::to_vec(batch) else {
-        return false;
-    };
-    // Requests never outlive the exit budget, nor a pending flush's deadline.
-    let timeout = flush_deadline
-        .and_then(|d| d.checked_duration_since(Instant::now()))
-        .map_or(budget, |left| left.min(budget))
-        .max(Duration::from_millis(1));
-    transport.send(&body, timeout).is_ok()
-}
-
-/// Turns records into the wire format.
-fn build<'a>(
-    kind: &'a str,
-    machine_id: &'a str,
-    config: &'a Config,
-    records: &'a [Record],
-) -> Vec<Envelope<'a>> {
-    // One wall-clock reading per batch; each record's timestamp is derived
-    // from its monotonic instant.
-    let now_instant = Instant::now();
-    let now_micros = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX));
-    let user = User {
-        machine_id: Cow::Borrowed(machine_id),
-        arch: Cow::Borrowed(identity::arch()),
-        os: Cow::Borrowed(identity::os()),
-    };
-    records
-        .iter()
-        .map(|record| {
-            let age = u64::try_from(now_instant.saturating_duration_since(record.at).as_micros())
-                .unwrap_or(u64::MAX);
-            let props = record.props.as_deref();
-            let pick = |get: fn(&Props) -> &Option<String>| {
-                props
-                    .and_then(|p| get(p).as_deref())
-                    .or_else(|| get(&config.defaults).as_deref())
-                    .map(Cow::Borrowed)
-            };
-            let command = if record.command.is_empty() {
-                Cow::Borrowed(config.app.as_str())
-            } else {
-                Cow::Owned(format!("{} {}", config.app, record.command))
-            };
-            Envelope {
-                event: Event {
-                    kind: Cow::Borrowed(kind),
-                    machine_id: Cow::Borrowed(machine_id),
-                    timestamp: now_micros.saturating_sub(age),
-                    properties: Properties {
-                        command,
-                        provider: pick(|p| &p.provider),
-                        source_type: pick(|p| &p.source_type),
-                        ide: pick(|p| &p.ide),
-                        desktop: config.desktop,
-                        version: Cow::Borrowed(&config.version),
-                        error: record
-                            .finish
-                            .as_ref()
-                            .and_then(|f| f.error.as_deref())
-                            .map(Cow::Borrowed),
-                        duration_ms: record
-                            .finish
-                            .as_ref()
-                            .map(|f| u64::try_from(f.duration.as_millis()).unwrap_or(u64::MAX)),
-                    },
-                },
-                user: user.clone(),
-            }
-        })
-        .collect()
+/// What the worker does next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Next {
+    /// Send these records; `flush`: somebody waits until then.
+    Records { flush: Option<Instant> },
+    /// Try the backlog.
+    Backlog { flush: Option<Instant> },
+    /// Closed: keep what is left, and exit.
+    Exit,
 }

@@ -1,0 +1,634 @@
+//! The worker thread: it turns records into the wire format, sends batches
+//! with retries and backoff, and keeps in the spool what it could not send.
+//!
+//! Everything to send goes through one ordered backlog: first the batches
+//! that earlier runs left in the spool, then this run's. The front of the
+//! backlog is sent until it is delivered, refused, or must wait (backoff, or
+//! the server's `Retry-After`); a batch of this run that must wait is moved
+//! to the spool at once, so a flush never waits for a server that is down,
+//! and the next run sends it.
+//!
+//! Requests never outlive the exit budget: during a flush each request is
+//! given the time left before the flush's deadline, less a margin in which
+//! the batch can still be written to the spool.
+
+use std::borrow::Cow;
+use std::collections::VecDeque;
+use std::io::Write as _;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use crate::event::{Batch, Envelope, Event, Properties, User};
+use crate::identity;
+use crate::spool::{self, Entry, Spool};
+use crate::transport::{HttpTransport, Transport, TransportError};
+use crate::worker::{BATCH_SIZE, Config, Next, Record, Settled, Shared, Sink, SpoolCount};
+
+/// Attempts at one batch outside a flush, before it goes to the spool.
+const BACKGROUND_ATTEMPTS: u32 = 3;
+/// Attempts at one batch during a flush (time bounds them first).
+const FLUSH_ATTEMPTS: u32 = 10;
+/// The first wait after a failure; it doubles up to [`MAX_BACKOFF`].
+const FIRST_BACKOFF: Duration = Duration::from_millis(50);
+const MAX_BACKOFF: Duration = Duration::from_secs(60);
+/// Kept free before a flush's deadline to write the spool.
+const SPOOL_MARGIN: Duration = Duration::from_millis(30);
+/// A request given less time than this is not worth starting.
+const MIN_REQUEST: Duration = Duration::from_millis(5);
+/// The longest `Retry-After` honoured.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(24 * 3600);
+
+/// Starts the worker thread.
+pub(crate) fn spawn(shared: &Arc<Shared>, sink: Sink) -> std::io::Result<()> {
+    let worker = Worker::new(Arc::clone(shared), sink);
+    thread::Builder::new()
+        .name("devsy-telemetry".into())
+        .spawn(move || worker.run())?;
+    Ok(())
+}
+
+/// A batch waiting to be sent.
+struct Pending {
+    body: Stored,
+    /// Events in the batch.
+    events: usize,
+    /// How many of them are this run's and not yet settled.
+    owned: usize,
+}
+
+enum Stored {
+    Memory(Vec<u8>),
+    Disk(Entry),
+}
+
+/// How one attempt at a batch ended.
+enum Sent {
+    Delivered,
+    /// Refused for good (a 4xx other than 408 and 429): dropped.
+    Rejected,
+    /// Cannot be sent at all (the transport cannot be built): dropped.
+    Failed,
+    /// Try again at this time.
+    Later(Instant),
+}
+
+struct Worker {
+    shared: Arc<Shared>,
+    sink: Sink,
+    /// Built on first use, so `start()` stays cheap.
+    transport: Option<Box<dyn Transport>>,
+    /// Computed on first use, on this thread.
+    machine_id: Option<String>,
+    kind: String,
+    /// `None` without a config dir, and in debug mode.
+    spool: Option<Spool>,
+    backlog: VecDeque<Pending>,
+    /// When the backlog's front may be tried again.
+    retry_at: Option<Instant>,
+    /// The server asked not to be sent anything before this.
+    not_before: Option<SystemTime>,
+    /// Failures in a row, for the backoff.
+    failures: u32,
+}
+
+impl Worker {
+    fn new(shared: Arc<Shared>, sink: Sink) -> Self {
+        let kind = format!("{}_cli", shared.config.app);
+        let spool = match sink {
+            Sink::Debug => None,
+            Sink::Http(_) | Sink::Custom(_) => shared.config.config_dir.as_deref().map(Spool::new),
+        };
+        Self {
+            shared,
+            sink,
+            transport: None,
+            machine_id: None,
+            kind,
+            spool,
+            backlog: VecDeque::new(),
+            retry_at: None,
+            not_before: None,
+            failures: 0,
+        }
+    }
+
+    fn run(mut self) {
+        // Registered before the first look at the queue, so a record pushed
+        // earlier is seen and one pushed later wakes this thread.
+        self.shared.register_worker();
+        if let Sink::Debug = self.sink {
+            self.debug_diagnostics();
+        }
+        self.load_spool();
+        let mut records = Vec::with_capacity(BATCH_SIZE);
+        loop {
+            match self.shared.next(&mut records, self.backlog_at()) {
+                Next::Records { flush } => self.take(&records, flush),
+                Next::Backlog { flush } => self.send_front(flush),
+                Next::Exit => {
+                    self.exit(&records);
+                    return;
+                }
+            }
+            records.clear();
+        }
+    }
+
+    /// When the backlog's front may be tried: now, after a backoff, or after
+    /// the server's `Retry-After`; `None` when the backlog is empty.
+    fn backlog_at(&self) -> Option<Instant> {
+        if self.backlog.is_empty() {
+            return None;
+        }
+        let now = Instant::now();
+        let server = self
+            .not_before
+            .and_then(|t| t.duration_since(SystemTime::now()).ok())
+            .map(|wait| now + wait);
+        Some(self.retry_at.into_iter().chain(server).max().unwrap_or(now))
+    }
+
+    /// The batches earlier runs left, oldest first, within the limits.
+    fn load_spool(&mut self) {
+        let Some(spool) = &self.spool else { return };
+        let dropped = spool.enforce_limits(SystemTime::now(), None);
+        self.count_dropped(dropped);
+        let (entries, corrupt) = spool.entries();
+        self.shared.count_spool(SpoolCount::CorruptFiles, corrupt);
+        self.not_before = spool.not_before();
+        self.backlog
+            .extend(entries.into_iter().map(|entry| Pending {
+                events: entry.events,
+                owned: 0,
+                body: Stored::Disk(entry),
+            }));
+    }
+
+    fn count_dropped(&self, dropped: spool::Dropped) {
+        self.shared.count_spool(SpoolCount::TooOld, dropped.too_old);
+        self.shared
+            .count_spool(SpoolCount::Full, dropped.spool_full);
+        self.shared
+            .count_spool(SpoolCount::CorruptFiles, dropped.corrupt_files);
+    }
+
+    /// New records: in debug mode they are printed; otherwise they join the
+    /// backlog as batches, behind what earlier runs left.
+    fn take(&mut self, records: &[Record], flush: Option<Instant>) {
+        if let Sink::Debug = self.sink {
+            self.print(records);
+            return;
+        }
+        for chunk in records.chunks(BATCH_SIZE) {
+            match self.serialize(chunk) {
+                Some(body) => self.backlog.push_back(Pending {
+                    body: Stored::Memory(body),
+                    events: chunk.len(),
+                    owned: chunk.len(),
+                }),
+                None => self.shared.settle(Settled::Failed, chunk.len()),
+            }
+        }
+        if flush.is_some() {
+            // Somebody waits: no backoff left over from earlier.
+            self.retry_at = None;
+        }
+        self.cap_memory_backlog();
+    }
+
+    /// Without a spool, batches wait in memory: keep at most the spool's
+    /// worth, dropping (and counting) the oldest.
+    fn cap_memory_backlog(&mut self) {
+        let mut in_memory: usize = self
+            .backlog
+            .iter()
+            .filter(|p| matches!(p.body, Stored::Memory(_)))
+            .map(|p| p.events)
+            .sum();
+        while in_memory > spool::MAX_EVENTS {
+            let Some(i) = self
+                .backlog
+                .iter()
+                .position(|p| matches!(p.body, Stored::Memory(_)))
+            else {
+                break;
+            };
+            let Some(dropped) = self.backlog.remove(i) else {
+                break;
+            };
+            in_memory -= dropped.events;
+            self.shared.settle(Settled::Failed, dropped.owned);
+        }
+    }
+
+    /// Tries the backlog's front once (with retries during a flush).
+    fn send_front(&mut self, flush: Option<Instant>) {
+        let Some(front) = self.backlog.pop_front() else {
+            return;
+        };
+        let body = match &front.body {
+            Stored::Memory(body) => Cow::Borrowed(body.as_slice()),
+            Stored::Disk(entry) => match Spool::read(entry) {
+                Some(body) => Cow::Owned(body),
+                None => {
+                    // Corrupt or truncated: removed by `read`.
+                    self.shared.count_spool(SpoolCount::CorruptFiles, 1);
+                    self.shared.settle(Settled::Failed, front.owned);
+                    return;
+                }
+            },
+        };
+        let attempts = if flush.is_some() {
+            FLUSH_ATTEMPTS
+        } else {
+            BACKGROUND_ATTEMPTS
+        };
+        let sent = self.send(&body, flush, attempts);
+        drop(body);
+        let (settled, counted) = match sent {
+            Sent::Later(at) => {
+                self.backlog.push_front(front);
+                self.retry_at = Some(at);
+                // A server that is down is not waited for: this run's
+                // batches go to the spool now, for the next try.
+                self.spool_owned();
+                return;
+            }
+            Sent::Delivered => (Settled::Delivered, Some(SpoolCount::Delivered)),
+            Sent::Rejected => (Settled::Rejected, Some(SpoolCount::Rejected)),
+            Sent::Failed => (Settled::Failed, None),
+        };
+        // A batch that cannot be sent at all stays on disk for a run that can.
+        if let (Stored::Disk(entry), Some(_)) = (&front.body, counted) {
+            Spool::remove(entry);
+        }
+        self.shared.settle(settled, front.owned);
+        if let Some(counted) = counted {
+            self.shared.count_spool(counted, front.events - front.owned);
+        }
+    }
+
+    /// Sends `body`, retrying retryable failures with backoff while
+    /// `attempts` and the flush's deadline allow.
+    fn send(&mut self, body: &[u8], flush: Option<Instant>, attempts: u32) -> Sent {
+        let budget = self.shared.config.exit_budget;
+        for attempt in 1..=attempts {
+            let now = Instant::now();
+            if let Some(wait) = self
+                .not_before
+                .and_then(|t| t.duration_since(SystemTime::now()).ok())
+            {
+                return Sent::Later(now + wait);
+            }
+            let timeout = match flush {
+                Some(deadline) => deadline
+                    .saturating_duration_since(now)
+                    .saturating_sub(SPOOL_MARGIN)
+                    .min(budget),
+                None => budget,
+            };
+            if timeout < MIN_REQUEST {
+                return Sent::Later(now + self.backoff());
+            }
+            let Some(transport) = self.transport() else {
+                return Sent::Failed;
+            };
+            let result = catch_unwind(AssertUnwindSafe(|| transport.send(body, timeout)))
+                .unwrap_or_else(|_| Err(TransportError::Io("the transport panicked".into())));
+            let error = match result {
+                Ok(()) => {
+                    self.failures = 0;
+                    self.retry_at = None;
+                    if self.not_before.take().is_some() {
+                        if let Some(spool) = &self.spool {
+                            spool.clear_not_before();
+                        }
+                    }
+                    return Sent::Delivered;
+                }
+                Err(error) => error,
+            };
+            match classify(&error) {
+                Retry::Never => return Sent::Rejected,
+                Retry::Impossible => return Sent::Failed,
+                Retry::After(wait) => {
+                    let until = SystemTime::now() + wait.min(MAX_RETRY_AFTER);
+                    self.not_before = Some(until);
+                    if let Some(spool) = &self.spool {
+                        let _ = spool.set_not_before(until);
+                    }
+                    return Sent::Later(Instant::now() + wait.min(MAX_RETRY_AFTER));
+                }
+                Retry::Backoff => {
+                    self.failures = self.failures.saturating_add(1);
+                    let wait = self.backoff();
+                    let retry_at = Instant::now() + wait;
+                    let past_deadline =
+                        flush.is_some_and(|deadline| retry_at + SPOOL_MARGIN >= deadline);
+                    if attempt == attempts || past_deadline || self.shared.is_closed() {
+                        return Sent::Later(retry_at);
+                    }
+                    // Woken early by `close`: the loop then gives up.
+                    thread::park_timeout(wait);
+                }
+            }
+        }
+        Sent::Later(Instant::now() + self.backoff())
+    }
+
+    fn backoff(&self) -> Duration {
+        let doublings = self.failures.saturating_sub(1).min(20);
+        FIRST_BACKOFF
+            .saturating_mul(1 << doublings)
+            .min(MAX_BACKOFF)
+    }
+
+    fn transport(&mut self) -> Option<&dyn Transport> {
+        if let Sink::Http(endpoint) = &self.sink {
+            if self.transport.is_none() {
+                self.transport = HttpTransport::new(endpoint.clone())
+                    .ok()
+                    .map(|t| Box::new(t) as Box<dyn Transport>);
+            }
+            return self.transport.as_deref();
+        }
+        match &self.sink {
+            Sink::Custom(transport) => Some(transport.as_ref()),
+            Sink::Http(_) | Sink::Debug => None,
+        }
+    }
+
+    /// This run's batches still in memory go to the spool, and count as
+    /// spooled; without a spool they wait in memory.
+    fn spool_owned(&mut self) {
+        let Some(spool) = self.spool.clone() else {
+            return;
+        };
+        for i in 0..self.backlog.len() {
+            let pending = &self.backlog[i];
+            let Stored::Memory(body) = &pending.body else {
+                continue;
+            };
+            match spool.write(body, pending.events, SystemTime::now()) {
+                Ok((entry, dropped)) => {
+                    let owned = pending.owned;
+                    self.backlog[i] = Pending {
+                        body: Stored::Disk(entry),
+                        events: self.backlog[i].events,
+                        owned: 0,
+                    };
+                    self.shared.settle(Settled::Spooled, owned);
+                    self.count_dropped(dropped);
+                }
+                // A spool that cannot be written: the batch waits in memory.
+                Err(_) => continue,
+            }
+        }
+        self.forget_removed();
+    }
+
+    /// Batches the spool's limits removed leave the backlog.
+    fn forget_removed(&mut self) {
+        self.backlog.retain(|p| match &p.body {
+            Stored::Disk(entry) => entry.path.exists(),
+            Stored::Memory(_) => true,
+        });
+    }
+
+    /// Closed: what is left goes to the spool, unless telemetry was
+    /// disabled, which deletes the spool instead.
+    fn exit(&mut self, records: &[Record]) {
+        if self.shared.is_disabled() {
+            let owned: usize = self.backlog.iter().map(|p| p.owned).sum();
+            self.shared
+                .settle(Settled::Discarded, owned + records.len());
+            if let Some(dir) = &self.shared.config.config_dir {
+                let _ = Spool::delete(dir);
+            }
+            return;
+        }
+        if !records.is_empty() {
+            self.take(records, None);
+        }
+        self.spool_owned();
+        let left: usize = self.backlog.iter().map(|p| p.owned).sum();
+        self.shared.settle(Settled::Failed, left);
+    }
+
+    fn print(&mut self, records: &[Record]) {
+        let Some(machine_id) = self.machine_id() else {
+            return;
+        };
+        let config = &self.shared.config;
+        let mut out = String::new();
+        for envelope in build(&self.kind, &machine_id, config, records) {
+            if let Ok(line) = serde_json::to_string(&envelope) {
+                out.push_str(&line);
+                out.push('\n');
+            }
+        }
+        let printed = std::io::stderr().lock().write_all(out.as_bytes()).is_ok();
+        let how = if printed {
+            Settled::Delivered
+        } else {
+            Settled::Failed
+        };
+        self.shared.settle(how, records.len());
+    }
+
+    /// In debug mode, says where undelivered events could not be kept.
+    fn debug_diagnostics(&self) {
+        let message = match &self.shared.config.config_dir {
+            None => Some("no config dir (HOME is not set): undelivered events cannot be kept for a later run".to_string()),
+            Some(dir) => match std::fs::metadata(dir) {
+                Ok(meta) if !meta.is_dir() => Some(format!(
+                    "the config dir {} is not a directory: undelivered events cannot be kept",
+                    dir.display()
+                )),
+                Ok(meta) if meta.permissions().readonly() => Some(format!(
+                    "the config dir {} is read-only: undelivered events cannot be kept",
+                    dir.display()
+                )),
+                _ => None,
+            },
+        };
+        if let Some(message) = message {
+            let _ = writeln!(std::io::stderr(), "devsy-telemetry: {message}");
+        }
+    }
+
+    fn machine_id(&mut self) -> Option<String> {
+        let config = &self.shared.config;
+        Some(
+            self.machine_id
+                .get_or_insert_with(|| {
+                    identity::machine_id(&config.app, config.config_dir.as_deref())
+                })
+                .clone(),
+        )
+    }
+
+    fn serialize(&mut self, records: &[Record]) -> Option<Vec<u8>> {
+        let machine_id = self.machine_id()?;
+        let batch = Batch {
+            data: build(&self.kind, &machine_id, &self.shared.config, records),
+        };
+        serde_json::to_vec(&batch).ok()
+    }
+}
+
+/// Whether and when a failed request may be retried.
+enum Retry {
+    Backoff,
+    After(Duration),
+    Never,
+    Impossible,
+}
+
+fn classify(error: &TransportError) -> Retry {
+    match error {
+        TransportError::Status { code, retry_after } => match code {
+            429 | 503 => retry_after
+                .as_deref()
+                .and_then(parse_retry_after)
+                .map_or(Retry::Backoff, Retry::After),
+            408 | 500..=599 => Retry::Backoff,
+            _ => Retry::Never,
+        },
+        TransportError::Connect(_) | TransportError::Timeout | TransportError::Io(_) => {
+            Retry::Backoff
+        }
+        TransportError::Config(_) => Retry::Impossible,
+    }
+}
+
+/// `Retry-After`: whole seconds, or an HTTP date.
+fn parse_retry_after(value: &str) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let at = httpdate::parse_http_date(value).ok()?;
+    Some(
+        at.duration_since(SystemTime::now())
+            .unwrap_or(Duration::ZERO),
+    )
+}
+
+/// Turns records into the wire format.
+fn build<'a>(
+    kind: &'a str,
+    machine_id: &'a str,
+    config: &'a Config,
+    records: &'a [Record],
+) -> Vec<Envelope<'a>> {
+    // One wall-clock reading per batch; each record's timestamp is derived
+    // from its monotonic instant.
+    let now_instant = Instant::now();
+    let now_micros = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX));
+    let user = User {
+        machine_id: Cow::Borrowed(machine_id),
+        arch: Cow::Borrowed(identity::arch()),
+        os: Cow::Borrowed(identity::os()),
+    };
+    records
+        .iter()
+        .map(|record| {
+            let age = u64::try_from(now_instant.saturating_duration_since(record.at).as_micros())
+                .unwrap_or(u64::MAX);
+            let props = record.props.as_deref();
+            let pick = |get: fn(&crate::worker::Props) -> &Option<String>| {
+                props
+                    .and_then(|p| get(p).as_deref())
+                    .or_else(|| get(&config.defaults).as_deref())
+                    .map(Cow::Borrowed)
+            };
+            let command = if record.command.is_empty() {
+                Cow::Borrowed(config.app.as_str())
+            } else {
+                Cow::Owned(format!("{} {}", config.app, record.command))
+            };
+            Envelope {
+                event: Event {
+                    kind: Cow::Borrowed(kind),
+                    machine_id: Cow::Borrowed(machine_id),
+                    timestamp: now_micros.saturating_sub(age),
+                    properties: Properties {
+                        command,
+                        provider: pick(|p| &p.provider),
+                        source_type: pick(|p| &p.source_type),
+                        ide: pick(|p| &p.ide),
+                        desktop: config.desktop,
+                        version: Cow::Borrowed(&config.version),
+                        error: record
+                            .finish
+                            .as_ref()
+                            .and_then(|f| f.error.as_deref())
+                            .map(|error| Cow::Owned(config.scrubber.scrub(error))),
+                        duration_ms: record
+                            .finish
+                            .as_ref()
+                            .map(|f| u64::try_from(f.duration.as_millis()).unwrap_or(u64::MAX)),
+                    },
+                },
+                user: user.clone(),
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_classes() {
+        let status = |code, retry_after: Option<&str>| TransportError::Status {
+            code,
+            retry_after: retry_after.map(str::to_string),
+        };
+        assert!(matches!(classify(&status(500, None)), Retry::Backoff));
+        assert!(matches!(classify(&status(503, None)), Retry::Backoff));
+        assert!(matches!(classify(&status(408, None)), Retry::Backoff));
+        assert!(matches!(classify(&status(429, None)), Retry::Backoff));
+        assert!(
+            matches!(classify(&status(429, Some("7"))), Retry::After(d) if d == Duration::from_secs(7))
+        );
+        assert!(matches!(
+            classify(&status(503, Some("soon"))),
+            Retry::Backoff
+        ));
+        assert!(matches!(classify(&status(400, None)), Retry::Never));
+        assert!(matches!(classify(&status(413, None)), Retry::Never));
+        assert!(matches!(classify(&status(301, None)), Retry::Never));
+        assert!(matches!(classify(&TransportError::Timeout), Retry::Backoff));
+        assert!(matches!(
+            classify(&TransportError::Connect("refused".into())),
+            Retry::Backoff
+        ));
+        assert!(matches!(
+            classify(&TransportError::Config("bad".into())),
+            Retry::Impossible
+        ));
+    }
+
+    #[test]
+    fn retry_after_as_seconds_or_http_date() {
+        assert_eq!(parse_retry_after(" 120 "), Some(Duration::from_secs(120)));
+        let in_a_minute = SystemTime::now() + Duration::from_secs(60);
+        let wait = parse_retry_after(&httpdate::fmt_http_date(in_a_minute)).expect("an HTTP date");
+        assert!(
+            wait > Duration::from_secs(50) && wait <= Duration::from_secs(60),
+            "{wait:?}"
+        );
+        assert_eq!(
+            parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(parse_retry_after("later"), None);
+    }
+}

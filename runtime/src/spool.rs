@@ -1,0 +1,346 @@
+//! The on-disk spool: batches that could not be delivered in this run wait
+//! here for the next one.
+//!
+//! One directory, `<config dir>/telemetry-spool/`, one file per batch whose
+//! name says when it was made and how many events it holds:
+//! `<microseconds since the epoch>-<pid>-<seq>-<events>.json`, holding the
+//! exact request body. Files are written to a temporary name and renamed
+//! into place, so a process killed at any instant leaves either the old or
+//! the new state; a temporary file left behind is ignored, and removed once
+//! stale. A `retry-after` file keeps the time before which nothing may be
+//! sent, across runs.
+//!
+//! Bounded: at most [`MAX_EVENTS`] events and [`MAX_BYTES`] bytes; past
+//! that the oldest batches are dropped (and counted). Batches older than
+//! [`MAX_AGE`] are dropped (and counted). A corrupt or truncated batch is
+//! removed (and counted), never a crash.
+
+use std::fs;
+use std::io::{self, Write as _};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crate::event::Batch;
+
+/// The spool directory's name inside the config dir.
+pub(crate) const SPOOL_DIR: &str = "telemetry-spool";
+/// The most events the spool keeps.
+pub(crate) const MAX_EVENTS: usize = 1000;
+/// The most bytes the spool keeps.
+pub(crate) const MAX_BYTES: u64 = 1024 * 1024;
+/// How long a batch may wait.
+pub(crate) const MAX_AGE: Duration = Duration::from_secs(7 * 24 * 3600);
+/// A temporary file older than this was left by a killed process.
+const STALE_TEMP: Duration = Duration::from_secs(600);
+const RETRY_AFTER_FILE: &str = "retry-after";
+
+/// One batch on disk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Entry {
+    pub path: PathBuf,
+    pub created_micros: u64,
+    pub events: usize,
+    pub bytes: u64,
+}
+
+/// What enforcing the limits dropped, in events (corrupt: in files).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Dropped {
+    pub too_old: usize,
+    pub spool_full: usize,
+    pub corrupt_files: usize,
+}
+
+/// The spool of one config dir.
+#[derive(Debug, Clone)]
+pub(crate) struct Spool {
+    dir: PathBuf,
+}
+
+impl Spool {
+    pub(crate) fn new(config_dir: &Path) -> Self {
+        Self {
+            dir: config_dir.join(SPOOL_DIR),
+        }
+    }
+
+    /// Deletes the whole spool (telemetry was turned off). Missing is fine.
+    pub(crate) fn delete(config_dir: &Path) -> io::Result<()> {
+        match fs::remove_dir_all(config_dir.join(SPOOL_DIR)) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
+    }
+
+    /// Writes one batch atomically and returns its entry. Makes room first:
+    /// the oldest batches go when the new one would pass a limit.
+    pub(crate) fn write(
+        &self,
+        body: &[u8],
+        events: usize,
+        now: SystemTime,
+    ) -> io::Result<(Entry, Dropped)> {
+        static SEQ: AtomicU64 = AtomicU64::new(0);
+        fs::create_dir_all(&self.dir)?;
+        let created_micros = micros(now);
+        let seq = SEQ.fetch_add(1, Ordering::Relaxed);
+        let pid = std::process::id();
+        let name = format!("{created_micros:020}-{pid}-{seq}-{events}.json");
+        let path = self.dir.join(&name);
+        let tmp = self.dir.join(format!(".{name}.tmp"));
+        let written = (|| {
+            let mut file = fs::File::create(&tmp)?;
+            file.write_all(body)?;
+            fs::rename(&tmp, &path)
+        })();
+        if let Err(e) = written {
+            let _ = fs::remove_file(&tmp);
+            return Err(e);
+        }
+        let entry = Entry {
+            path,
+            created_micros,
+            events,
+            bytes: body.len() as u64,
+        };
+        let dropped = self.enforce_limits(now, Some(&entry));
+        Ok((entry, dropped))
+    }
+
+    /// Every batch on disk, oldest first. Names that are not ours are
+    /// removed as corrupt; stale temporary files are removed.
+    pub(crate) fn entries(&self) -> (Vec<Entry>, usize) {
+        let Ok(listing) = fs::read_dir(&self.dir) else {
+            return (Vec::new(), 0);
+        };
+        let mut entries = Vec::new();
+        let mut corrupt = 0;
+        for item in listing.flatten() {
+            let path = item.path();
+            let Some(name) = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .map(str::to_string)
+            else {
+                continue;
+            };
+            if name == RETRY_AFTER_FILE {
+                continue;
+            }
+            if name.starts_with('.') {
+                let stale = item
+                    .metadata()
+                    .and_then(|m| m.modified())
+                    .ok()
+                    .and_then(|t| t.elapsed().ok())
+                    .is_some_and(|age| age > STALE_TEMP);
+                if stale {
+                    let _ = fs::remove_file(&path);
+                }
+                continue;
+            }
+            let bytes = item.metadata().map_or(0, |m| m.len());
+            match parse_name(&name) {
+                Some((created_micros, events)) => entries.push(Entry {
+                    path,
+                    created_micros,
+                    events,
+                    bytes,
+                }),
+                None => {
+                    let _ = fs::remove_file(&path);
+                    corrupt += 1;
+                }
+            }
+        }
+        entries.sort_by(|a, b| (a.created_micros, &a.path).cmp(&(b.created_micros, &b.path)));
+        (entries, corrupt)
+    }
+
+    /// Reads a batch back; a body that does not parse as a batch of the
+    /// events its name says is removed, and `None` returned.
+    pub(crate) fn read(entry: &Entry) -> Option<Vec<u8>> {
+        let body = fs::read(&entry.path).ok()?;
+        let valid =
+            serde_json::from_slice::<Batch<'_>>(&body).is_ok_and(|b| b.data.len() == entry.events);
+        if valid {
+            Some(body)
+        } else {
+            let _ = fs::remove_file(&entry.path);
+            None
+        }
+    }
+
+    pub(crate) fn remove(entry: &Entry) {
+        let _ = fs::remove_file(&entry.path);
+    }
+
+    /// Drops batches older than [`MAX_AGE`], then the oldest while the
+    /// spool holds more than [`MAX_EVENTS`] events or [`MAX_BYTES`] bytes.
+    /// `keep` (the batch just written) goes last, if at all.
+    pub(crate) fn enforce_limits(&self, now: SystemTime, keep: Option<&Entry>) -> Dropped {
+        let (entries, corrupt_files) = self.entries();
+        let mut dropped = Dropped {
+            corrupt_files,
+            ..Dropped::default()
+        };
+        let oldest_allowed = micros(now).saturating_sub(micros_of(MAX_AGE));
+        let mut kept = Vec::new();
+        for entry in entries {
+            if entry.created_micros < oldest_allowed {
+                Self::remove(&entry);
+                dropped.too_old += entry.events;
+            } else {
+                kept.push(entry);
+            }
+        }
+        // The new batch is the last to go: move it to the end.
+        if let Some(keep) = keep {
+            if let Some(i) = kept.iter().position(|e| e.path == keep.path) {
+                let entry = kept.remove(i);
+                kept.push(entry);
+            }
+        }
+        let mut events: usize = kept.iter().map(|e| e.events).sum();
+        let mut bytes: u64 = kept.iter().map(|e| e.bytes).sum();
+        for entry in &kept {
+            if events <= MAX_EVENTS && bytes <= MAX_BYTES {
+                break;
+            }
+            Self::remove(entry);
+            events -= entry.events;
+            bytes -= entry.bytes;
+            dropped.spool_full += entry.events;
+        }
+        dropped
+    }
+
+    /// The time before which nothing may be sent, if a server asked.
+    pub(crate) fn not_before(&self) -> Option<SystemTime> {
+        let text = fs::read_to_string(self.dir.join(RETRY_AFTER_FILE)).ok()?;
+        let secs: u64 = text.trim().parse().ok()?;
+        Some(UNIX_EPOCH + Duration::from_secs(secs))
+    }
+
+    /// Keeps `until` for later runs (atomically, like a batch).
+    pub(crate) fn set_not_before(&self, until: SystemTime) -> io::Result<()> {
+        fs::create_dir_all(&self.dir)?;
+        let secs = until
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() + 1);
+        let tmp = self
+            .dir
+            .join(format!(".{RETRY_AFTER_FILE}.{}.tmp", std::process::id()));
+        fs::write(&tmp, secs.to_string())?;
+        fs::rename(&tmp, self.dir.join(RETRY_AFTER_FILE))
+    }
+
+    /// Forgets the wait once it has passed.
+    pub(crate) fn clear_not_before(&self) {
+        let _ = fs::remove_file(self.dir.join(RETRY_AFTER_FILE));
+    }
+}
+
+fn micros(time: SystemTime) -> u64 {
+    time.duration_since(UNIX_EPOCH).map_or(0, micros_of)
+}
+
+fn micros_of(duration: Duration) -> u64 {
+    u64::try_from(duration.as_micros()).unwrap_or(u64::MAX)
+}
+
+/// `<created>-<pid>-<seq>-<events>.json` -> `(created, events)`
+fn parse_name(name: &str) -> Option<(u64, usize)> {
+    let stem = name.strip_suffix(".json")?;
+    let mut parts = stem.split('-');
+    let created = parts.next()?.parse().ok()?;
+    let _pid: u32 = parts.next()?.parse().ok()?;
+    let _seq: u64 = parts.next()?.parse().ok()?;
+    let events = parts.next()?.parse().ok()?;
+    parts.next().is_none().then_some((created, events))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn body(events: usize) -> Vec<u8> {
+        let one = r#"{"event":{"type":"devsy_cli","machine_id":"ab","timestamp":1,"properties":{"command":"devsy x","desktop":"false","version":"v1"}},"user":{"machine_id":"ab","arch":"amd64","os":"linux"}}"#;
+        format!("{{\"data\":[{}]}}", vec![one; events].join(",")).into_bytes()
+    }
+
+    #[test]
+    fn writes_and_reads_back_oldest_first() -> io::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let spool = Spool::new(dir.path());
+        let now = SystemTime::now();
+        let (first, _) = spool.write(&body(2), 2, now)?;
+        let (second, _) = spool.write(&body(1), 1, now + Duration::from_secs(1))?;
+        let (entries, corrupt) = spool.entries();
+        assert_eq!(corrupt, 0);
+        assert_eq!(entries, [first.clone(), second]);
+        assert_eq!(Spool::read(&first), Some(body(2)));
+        Ok(())
+    }
+
+    #[test]
+    fn corrupt_truncated_and_foreign_files_are_removed_not_fatal() -> io::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let spool = Spool::new(dir.path());
+        let (entry, _) = spool.write(&body(3), 3, SystemTime::now())?;
+        let full = fs::read(&entry.path)?;
+        fs::write(&entry.path, &full[..full.len() / 2])?;
+        assert_eq!(Spool::read(&entry), None);
+        assert!(!entry.path.exists());
+        fs::write(spool.dir.join("not-ours.txt"), "x")?;
+        let (entries, corrupt) = spool.entries();
+        assert!(entries.is_empty());
+        assert_eq!(corrupt, 1);
+        Ok(())
+    }
+
+    #[test]
+    fn limits_drop_the_oldest_and_the_too_old() -> io::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let spool = Spool::new(dir.path());
+        let now = SystemTime::now();
+        spool.write(&body(1), 1, now - MAX_AGE - Duration::from_secs(60))?;
+        assert_eq!(spool.enforce_limits(now, None).too_old, 1);
+        let mut total = Dropped::default();
+        for i in 0..12 {
+            let (_, dropped) = spool.write(&body(100), 100, now + Duration::from_millis(i))?;
+            total.spool_full += dropped.spool_full;
+        }
+        let (entries, _) = spool.entries();
+        let kept: usize = entries.iter().map(|e| e.events).sum();
+        assert_eq!(kept, MAX_EVENTS);
+        assert_eq!(total.spool_full, 200);
+        assert_eq!(
+            entries[0].created_micros,
+            micros(now + Duration::from_millis(2))
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn the_retry_after_time_is_kept() -> io::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let spool = Spool::new(dir.path());
+        assert_eq!(spool.not_before(), None);
+        let until = SystemTime::now() + Duration::from_secs(30);
+        spool.set_not_before(until)?;
+        assert!(spool.not_before().is_some_and(|t| t >= until));
+        spool.clear_not_before();
+        assert_eq!(spool.not_before(), None);
+        Ok(())
+    }
+
+    #[test]
+    fn names_round_trip() {
+        assert_eq!(parse_name("00000000000000000042-7-0-3.json"), Some((42, 3)));
+        assert_eq!(parse_name("42-7-0-3.txt"), None);
+        assert_eq!(parse_name("42-x-0-3.json"), None);
+        assert_eq!(parse_name("42-7-0-3-9.json"), None);
+    }
+}
