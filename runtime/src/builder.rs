@@ -235,6 +235,9 @@ impl Builder {
         match decided {
             Ok(started) => Ok(started),
             Err((rule, config_dir)) => {
+                if env(&names.debug).is_some_and(|v| policy::is_truthy(&v)) {
+                    eprintln!("devsy-telemetry: telemetry is off: {rule}");
+                }
                 // Telemetry is off: what an earlier run left unsent goes too.
                 if let Some(dir) =
                     config_dir.filter(|_| !matches!(rule, DisabledBy::WorkerUnavailable { .. }))

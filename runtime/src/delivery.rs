@@ -192,8 +192,16 @@ impl Worker {
             }
         }
         if flush.is_some() {
-            // Somebody waits: no backoff left over from earlier.
+            // The exit waits: no backoff left over from earlier, and the
+            // batches are on disk before they are sent, so a process that
+            // ends mid-request (the budget ran out, or it was killed)
+            // leaves them for the next run.
             self.retry_at = None;
+            self.persist(false);
+        }
+        if self.not_before.is_some_and(|t| t > SystemTime::now()) {
+            // The server asked for a pause: keep the batches for after it.
+            self.persist(true);
         }
         self.cap_memory_backlog();
     }
@@ -253,7 +261,7 @@ impl Worker {
                 self.retry_at = Some(at);
                 // A server that is down is not waited for: this run's
                 // batches go to the spool now, for the next try.
-                self.spool_owned();
+                self.persist(true);
                 return;
             }
             Sent::Delivered => (Settled::Delivered, Some(SpoolCount::Delivered)),
@@ -314,12 +322,16 @@ impl Worker {
                 Retry::Never => return Sent::Rejected,
                 Retry::Impossible => return Sent::Failed,
                 Retry::After(wait) => {
-                    let until = SystemTime::now() + wait.min(MAX_RETRY_AFTER);
+                    // Never sooner than the backoff: a server that keeps
+                    // answering `Retry-After: 0` is not hammered.
+                    self.failures = self.failures.saturating_add(1);
+                    let wait = wait.clamp(self.backoff(), MAX_RETRY_AFTER);
+                    let until = SystemTime::now() + wait;
                     self.not_before = Some(until);
                     if let Some(spool) = &self.spool {
                         let _ = spool.set_not_before(until);
                     }
-                    return Sent::Later(Instant::now() + wait.min(MAX_RETRY_AFTER));
+                    return Sent::Later(Instant::now() + wait);
                 }
                 Retry::Backoff => {
                     self.failures = self.failures.saturating_add(1);
@@ -360,40 +372,46 @@ impl Worker {
         }
     }
 
-    /// This run's batches still in memory go to the spool, and count as
-    /// spooled; without a spool they wait in memory.
-    fn spool_owned(&mut self) {
+    /// This run's batches still in memory go to the spool. With `settle`
+    /// they count as spooled: nobody waits for them any more.
+    fn persist(&mut self, settle: bool) {
         let Some(spool) = self.spool.clone() else {
             return;
         };
-        for i in 0..self.backlog.len() {
-            let pending = &self.backlog[i];
-            let Stored::Memory(body) = &pending.body else {
-                continue;
-            };
-            match spool.write(body, pending.events, SystemTime::now()) {
-                Ok((entry, dropped)) => {
-                    let owned = pending.owned;
-                    self.backlog[i] = Pending {
-                        body: Stored::Disk(entry),
-                        events: self.backlog[i].events,
-                        owned: 0,
-                    };
-                    self.shared.settle(Settled::Spooled, owned);
-                    self.count_dropped(dropped);
+        for pending in &mut self.backlog {
+            if let Stored::Memory(body) = &pending.body {
+                match spool.write(body, pending.events, SystemTime::now()) {
+                    Ok((entry, dropped)) => {
+                        pending.body = Stored::Disk(entry);
+                        self.shared.count_spool(SpoolCount::TooOld, dropped.too_old);
+                        self.shared
+                            .count_spool(SpoolCount::Full, dropped.spool_full);
+                        self.shared
+                            .count_spool(SpoolCount::CorruptFiles, dropped.corrupt_files);
+                    }
+                    // A spool that cannot be written: the batch waits in memory.
+                    Err(_) => continue,
                 }
-                // A spool that cannot be written: the batch waits in memory.
-                Err(_) => continue,
+            }
+            if settle {
+                self.shared.settle(Settled::Spooled, pending.owned);
+                pending.owned = 0;
             }
         }
         self.forget_removed();
     }
 
     /// Batches the spool's limits removed leave the backlog.
+    /// (This run's among them were spooled, and are counted as such; the
+    /// drop itself is counted as the spool being full.)
     fn forget_removed(&mut self) {
+        let shared = &self.shared;
         self.backlog.retain(|p| match &p.body {
-            Stored::Disk(entry) => entry.path.exists(),
-            Stored::Memory(_) => true,
+            Stored::Disk(entry) if !entry.path.exists() => {
+                shared.settle(Settled::Spooled, p.owned);
+                false
+            }
+            Stored::Disk(_) | Stored::Memory(_) => true,
         });
     }
 
@@ -412,7 +430,7 @@ impl Worker {
         if !records.is_empty() {
             self.take(records, None);
         }
-        self.spool_owned();
+        self.persist(true);
         let left: usize = self.backlog.iter().map(|p| p.owned).sum();
         self.shared.settle(Settled::Failed, left);
     }

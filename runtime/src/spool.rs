@@ -219,20 +219,21 @@ impl Spool {
     /// The time before which nothing may be sent, if a server asked.
     pub(crate) fn not_before(&self) -> Option<SystemTime> {
         let text = fs::read_to_string(self.dir.join(RETRY_AFTER_FILE)).ok()?;
-        let secs: u64 = text.trim().parse().ok()?;
-        Some(UNIX_EPOCH + Duration::from_secs(secs))
+        let micros: u64 = text.trim().parse().ok()?;
+        Some(UNIX_EPOCH + Duration::from_micros(micros))
     }
 
     /// Keeps `until` for later runs (atomically, like a batch).
     pub(crate) fn set_not_before(&self, until: SystemTime) -> io::Result<()> {
         fs::create_dir_all(&self.dir)?;
-        let secs = until
+        // Rounded up: never earlier than asked.
+        let micros = until
             .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs() + 1);
+            .map_or(0, |d| micros_of(d + Duration::from_nanos(999)));
         let tmp = self
             .dir
             .join(format!(".{RETRY_AFTER_FILE}.{}.tmp", std::process::id()));
-        fs::write(&tmp, secs.to_string())?;
+        fs::write(&tmp, micros.to_string())?;
         fs::rename(&tmp, self.dir.join(RETRY_AFTER_FILE))
     }
 
