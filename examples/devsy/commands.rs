@@ -261,7 +261,16 @@ fn context_options(session: &mut Session<'_>) -> Result<String, CliError> {
 /// telemetry off.
 #[telemetry_command]
 fn telemetry_status(session: &Session<'_>) -> Result<String, CliError> {
-    Ok(format!("telemetry: {}", session.telemetry.status()))
+    let status = session.telemetry.status();
+    if !status.is_enabled() {
+        return Ok(format!("telemetry: {status}"));
+    }
+    // This process's counts so far, including what the spool of earlier
+    // runs held.
+    Ok(format!(
+        "telemetry: {status}\nevents: {}",
+        session.telemetry.stats()
+    ))
 }
 
 /// `git:` for a git URL, `local:` for an existing path, `image:` for
