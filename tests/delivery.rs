@@ -230,3 +230,24 @@ fn disable_discards_everything_queued() {
     drop(telemetry);
     assert_eq!(server.connections(), 0);
 }
+
+#[test]
+fn a_flush_of_more_than_a_spools_worth_delivers_every_event() {
+    let server = Server::start(Mode::Status(200));
+    let home = tempfile::tempdir().expect("temp dir");
+    let telemetry = builder(home.path())
+        .endpoint(server.endpoint())
+        .queue_capacity(5000)
+        .start();
+    for _ in 0..4000 {
+        telemetry.command("provider list").start().finish_ok();
+    }
+    assert!(telemetry.flush(Duration::from_secs(30)));
+    let stats = telemetry.stats();
+    assert_eq!(
+        (stats.recorded, stats.delivered, stats.failed),
+        (4000, 4000, 0),
+        "{stats}"
+    );
+    assert_eq!(server.events().len(), 4000);
+}

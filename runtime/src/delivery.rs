@@ -206,16 +206,22 @@ impl Worker {
         self.cap_memory_backlog();
     }
 
-    /// Without a spool, batches wait in memory: keep at most the spool's
-    /// worth, dropping (and counting) the oldest.
+    /// Without a spool, batches that cannot be sent wait in memory: while
+    /// the server is failing, keep at most the spool's worth (or a queue's
+    /// worth, if larger), dropping (and counting) the oldest.
     fn cap_memory_backlog(&mut self) {
+        if self.retry_at.is_none() {
+            // Fresh batches, about to be sent: not waiting.
+            return;
+        }
+        let cap = spool::MAX_EVENTS.max(self.shared.config.capacity);
         let mut in_memory: usize = self
             .backlog
             .iter()
             .filter(|p| matches!(p.body, Stored::Memory(_)))
             .map(|p| p.events)
             .sum();
-        while in_memory > spool::MAX_EVENTS {
+        while in_memory > cap {
             let Some(i) = self
                 .backlog
                 .iter()

@@ -89,18 +89,36 @@ impl Scrubber {
 
     /// The scrubbed string.
     pub(crate) fn scrub(&self, input: &str) -> String {
-        let text = replace_controls(input);
-        let text = replace_spans(&text, &url_credentials(text.as_bytes()), REDACTED);
-        let text = replace_spans(&text, &emails(text.as_bytes()), REDACTED);
-        let text = replace_spans(&text, &secret_tokens(text.as_bytes()), REDACTED);
-        let text = match &self.home {
-            Some(home) => replace_spans(&text, &home_paths(text.as_bytes(), home.as_bytes()), HOME),
-            None => text,
+        // Each rule runs only when its trigger is there (cheap substring
+        // checks), and rebuilds the text only when it found something: a
+        // typical error message is left as it came, in one copy.
+        let mut text = if input.chars().any(char::is_control) {
+            replace_controls(input)
+        } else {
+            input.to_owned()
         };
-        let text = match &self.user {
-            Some(user) => replace_spans(&text, &whole_words(&text, user), USER),
-            None => text,
-        };
+        if text.contains("://") {
+            let spans = url_credentials(text.as_bytes());
+            text = replace_spans(text, &spans, REDACTED);
+        }
+        if text.contains('@') {
+            let spans = emails(text.as_bytes());
+            text = replace_spans(text, &spans, REDACTED);
+        }
+        let spans = secret_tokens(text.as_bytes());
+        text = replace_spans(text, &spans, REDACTED);
+        if let Some(home) = &self.home {
+            // `/` and `\` match each other in a home: look for its last part.
+            let last = home.rsplit(['/', '\\']).next().unwrap_or(home);
+            if text.contains(last) {
+                let spans = home_paths(text.as_bytes(), home.as_bytes());
+                text = replace_spans(text, &spans, HOME);
+            }
+        }
+        if let Some(user) = self.user.as_deref().filter(|user| text.contains(user)) {
+            let spans = whole_words(&text, user);
+            text = replace_spans(text, &spans, USER);
+        }
         truncate(text)
     }
 }
@@ -240,8 +258,14 @@ fn secret_tokens(b: &[u8]) -> Vec<Range<usize>> {
     let mut spans = Vec::new();
     let mut i = 0;
     while i < b.len() {
-        // Every token starts with a base64 character: skip the rest quickly.
-        if !b.get(i).copied().is_some_and(is_base64) {
+        // Every token starts with a base64 character, and no format starts
+        // right after a letter or digit (each checks its own boundary): skip
+        // those positions quickly.
+        let after_alphanumeric = i
+            .checked_sub(1)
+            .and_then(|p| b.get(p))
+            .is_some_and(u8::is_ascii_alphanumeric);
+        if after_alphanumeric || !b.get(i).copied().is_some_and(is_base64) {
             i += 1;
             continue;
         }
@@ -498,9 +522,9 @@ fn truncate(text: String) -> String {
 /// `input` with each of `spans` (sorted, disjoint, non-empty byte ranges)
 /// replaced by `with`. It walks characters and never slices, so even a
 /// range that is not on a character boundary cannot make it panic.
-fn replace_spans(input: &str, spans: &[Range<usize>], with: &str) -> String {
+fn replace_spans(input: String, spans: &[Range<usize>], with: &str) -> String {
     if spans.is_empty() {
-        return input.to_owned();
+        return input;
     }
     let mut out = String::with_capacity(input.len());
     let mut spans = spans.iter().peekable();
