@@ -144,6 +144,12 @@ impl<F: Future> Future for Instrumented<F> {
     }
 }
 
+/// The worker's error scrubber for this home and user, for the benchmarks.
+pub fn scrubber(home: Option<&str>, user: Option<&str>) -> impl Fn(&str) -> String + use<> {
+    let scrubber = crate::scrub::Scrubber::new(home, user);
+    move |error| scrubber.scrub(error)
+}
+
 /// A property value given to the attribute (`provider = …`), borrowed.
 /// Method resolution picks [`OptionProperty`] for an `Option` (by value or
 /// reference), else [`DisplayProperty`] for anything `Display`.
