@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use devsy_telemetry::Transport as _;
 use support::{Mode, Server};
 
 const RUNS: usize = 30;
@@ -65,6 +66,44 @@ fn summary(times: &mut [Duration]) -> (f64, f64, f64) {
     )
 }
 
+/// The least that "a background thread delivers at exit" can cost, measured
+/// on its own: starting and joining a thread, and one POST to the same
+/// loopback server on a fresh connection, through the library's transport.
+fn floor(server: &Server, added_ms: f64) {
+    let mut threads: Vec<Duration> = (0..RUNS)
+        .map(|_| {
+            let started = Instant::now();
+            let worker = std::thread::Builder::new()
+                .name("floor".into())
+                .spawn(|| std::hint::black_box(vec![0_u8; 64]))
+                .expect("spawn");
+            let _ = worker.join();
+            started.elapsed()
+        })
+        .collect();
+    let body = br#"{"data":[]}"#;
+    let mut posts: Vec<Duration> = (0..RUNS)
+        .map(|_| {
+            let started = Instant::now();
+            let transport =
+                devsy_telemetry::HttpTransport::new(server.endpoint()).expect("endpoint");
+            transport
+                .send(body, Duration::from_secs(5))
+                .expect("delivered");
+            started.elapsed()
+        })
+        .collect();
+    let (_, thread_ms, _) = summary(&mut threads);
+    let (_, post_ms, _) = summary(&mut posts);
+    println!(
+        "floor: thread start+join median {:.3} ms, one loopback POST on a new connection median {:.3} ms; \
+         together {:.3} ms of the {added_ms:.3} ms telemetry added",
+        thread_ms,
+        post_ms,
+        thread_ms + post_ms
+    );
+}
+
 fn main() {
     if std::env::args().any(|a| a == "--test" || a == "--list") {
         return;
@@ -102,6 +141,8 @@ fn main() {
         "median ratio on/off: {:.3}; events delivered: {delivered} of {RUNS}",
         on_median / off_median
     );
+
+    floor(&server, on_median - off_median);
 
     let hanging = Server::start(Mode::Hang);
     let endpoint = hanging.endpoint();
