@@ -779,3 +779,32 @@ fn with_telemetry_off_functions_behave_as_before_and_evaluate_nothing() {
     );
     assert_eq!(OFF_EVALUATIONS.load(std::sync::atomic::Ordering::SeqCst), 0);
 }
+
+// ---- the facade under another path ----------------------------------------
+
+/// A crate that re-exports the facade, as a CLI framework might.
+pub mod framework {
+    pub use ::devsy_telemetry as telemetry;
+}
+
+mod through_a_reexport {
+    use crate::framework::telemetry::telemetry_command;
+
+    #[telemetry_command("reexported", crate = crate::framework::telemetry, ide = "vim")]
+    pub fn reexported() -> Result<(), String> {
+        Err("through the re-export".into())
+    }
+}
+
+#[test]
+fn the_facade_under_another_path() {
+    let (_, events) = record(QUICK, through_a_reexport::reexported);
+    assert_eq!(
+        summary(&events),
+        [
+            start("reexported"),
+            failed("reexported", "through the re-export")
+        ]
+    );
+    assert_eq!(events[0]["event"]["properties"]["ide"], "vim");
+}

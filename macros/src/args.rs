@@ -4,6 +4,7 @@
 //! #[telemetry_command]
 //! #[telemetry_command("provider delete")]
 //! #[telemetry_command(name = "up", provider = expr, ide = expr, source_type = expr)]
+//! #[telemetry_command(crate = path::to::devsy_telemetry)]
 //! ```
 //!
 //! Every error is spanned at the offending token: an unknown or repeated
@@ -11,7 +12,7 @@
 
 use syn::ext::IdentExt as _;
 use syn::parse::{Parse, ParseStream};
-use syn::{Expr, Lit, LitStr, Token};
+use syn::{Expr, Lit, LitStr, Path, Token};
 
 mod kw {
     syn::custom_keyword!(name);
@@ -20,7 +21,7 @@ mod kw {
     syn::custom_keyword!(source_type);
 }
 
-const KEYS: &str = "`name`, `provider`, `ide`, `source_type`";
+const KEYS: &str = "`name`, `provider`, `ide`, `source_type`, `crate`";
 
 /// The attribute's arguments, as written.
 #[derive(Default)]
@@ -31,6 +32,8 @@ pub(crate) struct Args {
     pub provider: Option<Expr>,
     pub ide: Option<Expr>,
     pub source_type: Option<Expr>,
+    /// Where the facade crate is, when renamed or re-exported.
+    pub krate: Option<Path>,
 }
 
 impl Parse for Args {
@@ -65,6 +68,15 @@ impl Parse for Args {
                     input.parse()?,
                     key.span,
                     "source_type",
+                )?;
+            } else if lookahead.peek(Token![crate]) {
+                let key = input.parse::<Token![crate]>()?;
+                input.parse::<Token![=]>()?;
+                set_once(
+                    &mut args.krate,
+                    input.call(Path::parse_mod_style)?,
+                    key.span,
+                    "crate",
                 )?;
             } else if input.peek(syn::Ident::peek_any) {
                 let key: proc_macro2::Ident = input.call(proc_macro2::Ident::parse_any)?;
@@ -151,6 +163,8 @@ mod tests {
         let all = parse(r#""up", provider = args.provider.as_deref(), ide = &args.ide, source_type = source.kind(),"#)
             .expect("all keys");
         assert!(all.provider.is_some() && all.ide.is_some() && all.source_type.is_some());
+        let renamed = parse("crate = ::my_cli::telemetry").expect("crate path");
+        assert!(renamed.krate.is_some());
         let keyed = parse(r#"name = "up", ide = "vscode""#).expect("keyed name");
         assert_eq!(keyed.name.map(|n| n.value()).as_deref(), Some("up"));
     }
@@ -159,7 +173,7 @@ mod tests {
     fn rejects_with_a_clear_message() {
         assert_eq!(
             error("providr = 1"),
-            "unknown argument `providr`; expected one of `name`, `provider`, `ide`, `source_type`"
+            "unknown argument `providr`; expected one of `name`, `provider`, `ide`, `source_type`, `crate`"
         );
         assert_eq!(error("ide = 1, ide = 2"), "duplicate argument `ide`");
         assert_eq!(error(r#""a", name = "b""#), "duplicate argument `name`");

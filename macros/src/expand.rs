@@ -13,7 +13,8 @@
 //!   `#[async_trait]` generates): the boxed future is wrapped, not its
 //!   construction.
 //!
-//! Generated code names only `::core` and `::devsy_telemetry::__private`,
+//! Generated code names only `::core` and `::devsy_telemetry::__private` (or
+//! the path given as `crate = …`),
 //! and its locals are hygienic (`Span::mixed_site`), so the user can neither
 //! shadow nor name them.
 
@@ -39,6 +40,8 @@ pub(crate) fn expand(args: &Args, func: &CommandFn) -> TokenStream {
     let command = local("devsy_command");
     let builder = command_builder(args, func);
     let (return_span, erased_return) = return_type(&sig.output, sig.ident.span());
+    // Located at the return type, like the calls it starts: see below.
+    let private = private_path(args, return_span);
     let user_block = body.block();
     let fake_return = fake_return(return_span, &erased_return);
     // A function returning `()` ends in a statement, as its author would
@@ -51,19 +54,19 @@ pub(crate) fn expand(args: &Args, func: &CommandFn) -> TokenStream {
         Shape::Sync => {
             let span = local("devsy_span");
             let call = quote_spanned! {return_span=>
-                ::devsy_telemetry::__private::run(#span, move || {
+                #private::run(#span, move || {
                     #fake_return
                     #user_block
                 })
             };
             quote! {
-                let #span = #builder.map(::devsy_telemetry::__private::CommandBuilder::start);
+                let #span = #builder.map(#private::CommandBuilder::start);
                 #call #end
             }
         }
         Shape::Async => {
             let call = quote_spanned! {return_span=>
-                ::devsy_telemetry::__private::Instrumented::new(#command, async move {
+                #private::Instrumented::new(#command, async move {
                     #fake_return
                     #user_block
                 })
@@ -75,7 +78,7 @@ pub(crate) fn expand(args: &Args, func: &CommandFn) -> TokenStream {
         }
         Shape::ReturnsFuture => {
             let call = quote_spanned! {return_span=>
-                ::devsy_telemetry::__private::Instrumented::new(#command, ::devsy_telemetry::__private::call(move || #user_block))
+                #private::Instrumented::new(#command, #private::call(move || #user_block))
             };
             quote! {
                 let #command = #builder;
@@ -87,7 +90,7 @@ pub(crate) fn expand(args: &Args, func: &CommandFn) -> TokenStream {
             let ExprCall { attrs, func, .. } = call;
             let future = &call.args[0];
             let wrapped = quote_spanned! {return_span=>
-                ::devsy_telemetry::__private::Instrumented::new(#command, #future)
+                #private::Instrumented::new(#command, #future)
             };
             quote! {
                 let #command = #builder;
@@ -109,6 +112,16 @@ pub(crate) fn expand(args: &Args, func: &CommandFn) -> TokenStream {
     quote! {
         #(#outer_attrs)*
         #vis #sig #braced_body
+    }
+}
+
+/// The facade's hidden module: `::devsy_telemetry::__private`, or under the
+/// path given as `crate = …`. The default path is located at `span`, so an
+/// error about the call it starts is reported there.
+fn private_path(args: &Args, span: Span) -> TokenStream {
+    match &args.krate {
+        Some(krate) => quote!(#krate::__private),
+        None => quote_spanned!(span=> ::devsy_telemetry::__private),
     }
 }
 
@@ -235,6 +248,7 @@ fn command_builder(args: &Args, func: &CommandFn) -> TokenStream {
         .clone()
         .unwrap_or_else(|| LitStr::new(&derive_name(&func.sig.ident), func.sig.ident.span()));
     let command = local("devsy_command");
+    let private = private_path(args, Span::call_site());
     let setters: Vec<TokenStream> = [
         ("provider", &args.provider),
         ("ide", &args.ide),
@@ -244,11 +258,11 @@ fn command_builder(args: &Args, func: &CommandFn) -> TokenStream {
     .filter_map(|(setter, expr)| {
         let expr = expr.as_ref()?;
         let setter = Ident::new(setter, Span::mixed_site());
-        let value = property(expr);
+        let value = property(&private, expr);
         Some(quote!(.#setter(#value)))
     })
     .collect();
-    let enter = quote!(::devsy_telemetry::__private::enter(#name));
+    let enter = quote!(#private::enter(#name));
     if setters.is_empty() {
         enter
     } else {
@@ -259,13 +273,13 @@ fn command_builder(args: &Args, func: &CommandFn) -> TokenStream {
 /// A property value from the user's expression: an `Option` of something
 /// `Display`, or something `Display`. Spanned at the expression, so a type
 /// that is neither is reported there.
-fn property(expr: &Expr) -> TokenStream {
+fn property(private: &TokenStream, expr: &Expr) -> TokenStream {
     quote_spanned! {expr.span()=>
         {
             // One of the two is used, depending on the expression's type.
             #[allow(unused_imports)]
-            use ::devsy_telemetry::__private::{DisplayProperty as _, OptionProperty as _};
-            (&::devsy_telemetry::__private::PropertyRef(&(#expr))).devsy_property()
+            use #private::{DisplayProperty as _, OptionProperty as _};
+            (&#private::PropertyRef(&(#expr))).devsy_property()
         }
     }
 }

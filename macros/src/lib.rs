@@ -51,6 +51,9 @@ use proc_macro::TokenStream;
 ///   type `&str`, `String`, anything `Display`, or an `Option` of those
 ///   (`None` keeps the builder's default; without one the property is
 ///   omitted).
+/// - `crate = path`: where the facade crate is, when it is renamed in
+///   `Cargo.toml` or re-exported by another crate (default
+///   `::devsy_telemetry`).
 ///
 /// # Functions
 ///
