@@ -251,3 +251,138 @@ fn a_flush_of_more_than_a_spools_worth_delivers_every_event() {
     );
     assert_eq!(server.events().len(), 4000);
 }
+
+/// Events on disk in the spool, in flight or not (from the file names).
+fn events_in_spool(home: &std::path::Path) -> usize {
+    let dir = home.join("telemetry-spool");
+    let Ok(listing) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    listing
+        .flatten()
+        .filter_map(|entry| {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let name = name.strip_prefix(".inflight-").unwrap_or(&name).to_string();
+            let stem = name.strip_suffix(".json")?.to_string();
+            stem.rsplit('-').next()?.parse::<usize>().ok()
+        })
+        .sum()
+}
+
+/// Blocks for the whole timeout it is given, then fails.
+struct Stalls;
+
+impl Transport for Stalls {
+    fn send(&self, _body: &[u8], timeout: Duration) -> Result<(), TransportError> {
+        thread::sleep(timeout);
+        Err(TransportError::Timeout)
+    }
+}
+
+#[test]
+fn a_background_send_cut_short_by_the_exit_loses_nothing() {
+    let home = tempfile::tempdir().expect("temp dir");
+    let telemetry = builder(home.path()).transport(Stalls).start();
+    telemetry.command("first").start().finish_ok();
+    // The batch window passes: the worker is now stuck in a background send.
+    thread::sleep(Duration::from_millis(1150));
+    telemetry.command("second").start().finish_ok();
+    drop(telemetry);
+    // Right after the exit, both events are on disk for the next run.
+    assert_eq!(events_in_spool(home.path()), 2);
+}
+
+#[test]
+fn a_large_exit_flush_against_a_slow_server_keeps_every_event() {
+    let server = Server::start_script(vec![
+        Mode::Delay(Duration::from_millis(300), 200),
+        Mode::Status(200),
+    ]);
+    let home = tempfile::tempdir().expect("temp dir");
+    let telemetry = builder(home.path())
+        .endpoint(server.endpoint())
+        .queue_capacity(3000)
+        .start();
+    for _ in 0..2500 {
+        telemetry.command("provider list").start().finish_ok();
+    }
+    drop(telemetry);
+    let delivered = server.delivered_events().len();
+    assert_eq!(
+        delivered + events_in_spool(home.path()),
+        2500,
+        "delivered {delivered}"
+    );
+}
+
+#[test]
+fn a_timed_out_flush_does_not_shorten_the_exit() {
+    let server = Server::start_script(vec![
+        Mode::Delay(Duration::from_millis(300), 200),
+        Mode::Status(200),
+    ]);
+    let home = tempfile::tempdir().expect("temp dir");
+    let telemetry = builder(home.path()).endpoint(server.endpoint()).start();
+    telemetry.command("a").start().finish_ok();
+    assert!(!telemetry.flush(Duration::from_millis(10)));
+    telemetry.command("b").start().finish_ok();
+    drop(telemetry);
+    assert_eq!(server.delivered_events().len(), 2);
+}
+
+#[test]
+fn two_clients_at_once_send_an_earlier_runs_spool_once() {
+    let home = tempfile::tempdir().expect("temp dir");
+    {
+        let telemetry = builder(home.path())
+            .endpoint(support::closed_port_endpoint())
+            .start();
+        for _ in 0..5 {
+            telemetry.command("earlier").start().finish_ok();
+        }
+    }
+    assert_eq!(events_in_spool(home.path()), 5);
+    let server = Server::start(Mode::Status(200));
+    let first = builder(home.path()).endpoint(server.endpoint()).start();
+    let second = builder(home.path()).endpoint(server.endpoint()).start();
+    // Both are running when either would look at the spool.
+    thread::sleep(Duration::from_millis(100));
+    drop(first);
+    drop(second);
+    let earlier = server
+        .delivered_events()
+        .iter()
+        .filter(|e| e["event"]["properties"]["command"] == "devsy earlier")
+        .count();
+    assert_eq!(earlier, 5);
+}
+
+#[test]
+fn a_spooled_batch_refused_later_is_counted_once() {
+    let server = Server::start_script(vec![
+        Mode::Status(500),
+        Mode::Status(500),
+        Mode::Status(500),
+        Mode::Status(400),
+    ]);
+    let home = tempfile::tempdir().expect("temp dir");
+    let telemetry = builder(home.path()).endpoint(server.endpoint()).start();
+    telemetry.command("provider list").start().finish_ok();
+    assert!(telemetry.flush(GENEROUS));
+    // Kept after three failures, then refused when retried from the spool.
+    let started = Instant::now();
+    while telemetry.stats().spool_rejected == 0 && started.elapsed() < Duration::from_secs(10) {
+        thread::sleep(Duration::from_millis(20));
+    }
+    let stats = telemetry.stats();
+    assert_eq!(
+        (
+            stats.recorded,
+            stats.spooled,
+            stats.rejected,
+            stats.spool_rejected
+        ),
+        (1, 1, 0, 1),
+        "{stats}"
+    );
+}

@@ -112,14 +112,14 @@ impl MaybeFn {
                  in a closure, which would report its own location; remove one of the two",
             ));
         }
-        if let syn::ReturnType::Type(_, ty) = &self.sig.output {
-            if let syn::Type::Never(never) = &**ty {
-                return Err(syn::Error::new_spanned(
-                    never,
-                    "`#[telemetry_command]` cannot instrument a function that never returns (`-> !`): \
+        if let syn::ReturnType::Type(_, ty) = &self.sig.output
+            && let syn::Type::Never(never) = &**ty
+        {
+            return Err(syn::Error::new_spanned(
+                never,
+                "`#[telemetry_command]` cannot instrument a function that never returns (`-> !`): \
                      there is no outcome to record; instrument the command that calls it",
-                ));
-            }
+            ));
         }
         if let Some(variadic) = &self.sig.variadic {
             return Err(syn::Error::new_spanned(

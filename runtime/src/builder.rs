@@ -438,7 +438,12 @@ impl Drop for Telemetry {
     fn drop(&mut self) {
         if let Inner::On { shared, debug } = &self.inner {
             global::uninstall(shared);
-            shared.flush_for_exit(shared.config.exit_budget);
+            // Most of the budget for delivery; a little to keep, on this
+            // thread, what the worker could not take in time.
+            let budget = shared.config.exit_budget;
+            if !shared.flush_for_exit(budget.saturating_sub(budget / 10)) && !*debug {
+                delivery::keep_queued(shared);
+            }
             shared.close();
             if *debug {
                 eprintln!("devsy-telemetry: {}", shared.stats());

@@ -277,10 +277,10 @@ impl ContextStore {
             path: self.path.clone(),
             problem,
         };
-        if let Some(value) = self.document.get(DEFAULT_CONTEXT_KEY) {
-            if !value.is_string() {
-                return Err(problem(format!("`{DEFAULT_CONTEXT_KEY}` is not a string")));
-            }
+        if let Some(value) = self.document.get(DEFAULT_CONTEXT_KEY)
+            && !value.is_string()
+        {
+            return Err(problem(format!("`{DEFAULT_CONTEXT_KEY}` is not a string")));
         }
         let Some(contexts) = self.document.get(CONTEXTS_KEY) else {
             return Ok(());

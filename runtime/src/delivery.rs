@@ -24,7 +24,17 @@ use crate::event::{Batch, Envelope, Event, Properties, User};
 use crate::identity;
 use crate::spool::{self, Entry, Spool};
 use crate::transport::{HttpTransport, Transport, TransportError};
-use crate::worker::{BATCH_SIZE, Config, Next, Record, Settled, Shared, Sink, SpoolCount};
+use crate::worker::{
+    BATCH_SIZE, Config, InFlight, Next, Record, Settled, Shared, Sink, SpoolCount,
+};
+
+/// Locks a mutex whatever a panic elsewhere left in it: every critical
+/// section here is a single assignment.
+fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
 
 /// Attempts at one batch outside a flush, before it goes to the spool.
 const BACKGROUND_ATTEMPTS: u32 = 3;
@@ -59,7 +69,7 @@ struct Pending {
 }
 
 enum Stored {
-    Memory(Vec<u8>),
+    Memory(Arc<Vec<u8>>),
     Disk(Entry),
 }
 
@@ -79,8 +89,6 @@ struct Worker {
     sink: Sink,
     /// Built on first use, so `start()` stays cheap.
     transport: Option<Box<dyn Transport>>,
-    /// Computed on first use, on this thread.
-    machine_id: Option<String>,
     kind: String,
     /// `None` without a config dir, and in debug mode.
     spool: Option<Spool>,
@@ -91,6 +99,8 @@ struct Worker {
     not_before: Option<SystemTime>,
     /// Failures in a row, for the backoff.
     failures: u32,
+    /// Held while this process sends the batches earlier runs left.
+    spool_lock: Option<std::fs::File>,
 }
 
 impl Worker {
@@ -104,13 +114,13 @@ impl Worker {
             shared,
             sink,
             transport: None,
-            machine_id: None,
             kind,
             spool,
             backlog: VecDeque::new(),
             retry_at: None,
             not_before: None,
             failures: 0,
+            spool_lock: None,
         }
     }
 
@@ -121,6 +131,9 @@ impl Worker {
         if let Sink::Debug = self.sink {
             self.debug_diagnostics();
         }
+        // Computed now, off the caller's thread; kept where the exit can
+        // reach it, to keep what the worker could not take.
+        let _ = self.machine_id();
         self.load_spool();
         let mut records = Vec::with_capacity(BATCH_SIZE);
         loop {
@@ -150,14 +163,19 @@ impl Worker {
         Some(self.retry_at.into_iter().chain(server).max().unwrap_or(now))
     }
 
-    /// The batches earlier runs left, oldest first, within the limits.
+    /// The batches earlier runs left, oldest first, within the limits; only
+    /// in the one process that holds the spool's lock, so that two runs at
+    /// once do not send them twice.
     fn load_spool(&mut self) {
         let Some(spool) = &self.spool else { return };
+        let latest = SystemTime::now() + MAX_RETRY_AFTER;
+        self.not_before = spool.not_before().map(|t| t.min(latest));
+        let Some(lock) = spool.lock() else { return };
+        self.spool_lock = Some(lock);
         let dropped = spool.enforce_limits(SystemTime::now(), None);
         self.count_dropped(dropped);
         let (entries, corrupt) = spool.entries();
         self.shared.count_spool(SpoolCount::CorruptFiles, corrupt);
-        self.not_before = spool.not_before();
         self.backlog
             .extend(entries.into_iter().map(|entry| Pending {
                 events: entry.events,
@@ -184,7 +202,7 @@ impl Worker {
         for chunk in records.chunks(BATCH_SIZE) {
             match self.serialize(chunk) {
                 Some(body) => self.backlog.push_back(Pending {
-                    body: Stored::Memory(body),
+                    body: Stored::Memory(Arc::new(body)),
                     events: chunk.len(),
                     owned: chunk.len(),
                 }),
@@ -192,16 +210,16 @@ impl Worker {
             }
         }
         if flush.is_some() {
-            // The exit waits: no backoff left over from earlier, and the
-            // batches are on disk before they are sent, so a process that
-            // ends mid-request (the budget ran out, or it was killed)
-            // leaves them for the next run.
+            // The exit waits: no backoff left over from earlier. Its
+            // batches are on disk before they are sent: a process that
+            // ends mid-request (the budget ran out, or it was killed) leaves
+            // them for the next run; until then other runs leave them alone.
             self.retry_at = None;
-            self.persist(false);
+            self.write_ahead();
         }
         if self.not_before.is_some_and(|t| t > SystemTime::now()) {
             // The server asked for a pause: keep the batches for after it.
-            self.persist(true);
+            self.persist();
         }
         self.cap_memory_backlog();
     }
@@ -259,24 +277,48 @@ impl Worker {
         } else {
             BACKGROUND_ATTEMPTS
         };
+        // A batch of this run sent from memory is where the exit can keep
+        // it, should this send outlast the exit budget.
+        let lent = match &front.body {
+            Stored::Memory(body) if front.owned > 0 => {
+                *lock(&self.shared.in_flight) = Some(InFlight {
+                    body: Arc::clone(body),
+                    events: front.events,
+                    owned: front.owned,
+                });
+                true
+            }
+            Stored::Memory(_) | Stored::Disk(_) => false,
+        };
         let sent = self.send(&body, flush, attempts);
         drop(body);
+        if lent && lock(&self.shared.in_flight).take().is_none() {
+            // The exit kept it in the spool, and counted it.
+            return;
+        }
         let (settled, counted) = match sent {
             Sent::Later(at) => {
                 self.backlog.push_front(front);
                 self.retry_at = Some(at);
                 // A server that is down is not waited for: this run's
                 // batches go to the spool now, for the next try.
-                self.persist(true);
+                self.persist();
                 return;
             }
             Sent::Delivered => (Settled::Delivered, Some(SpoolCount::Delivered)),
             Sent::Rejected => (Settled::Rejected, Some(SpoolCount::Rejected)),
             Sent::Failed => (Settled::Failed, None),
         };
-        // A batch that cannot be sent at all stays on disk for a run that can.
-        if let (Stored::Disk(entry), Some(_)) = (&front.body, counted) {
-            Spool::remove(entry);
+        match (&front.body, counted) {
+            (Stored::Disk(entry), Some(_)) => Spool::remove(entry),
+            // A batch that cannot be sent at all stays on disk for a run
+            // that can.
+            (Stored::Disk(entry), None) => {
+                if let Some(spool) = &self.spool {
+                    let _ = spool.publish(entry);
+                }
+            }
+            (Stored::Memory(_), _) => {}
         }
         self.shared.settle(settled, front.owned);
         if let Some(counted) = counted {
@@ -309,16 +351,19 @@ impl Worker {
             let Some(transport) = self.transport() else {
                 return Sent::Failed;
             };
-            let result = catch_unwind(AssertUnwindSafe(|| transport.send(body, timeout)))
-                .unwrap_or_else(|_| Err(TransportError::Io("the transport panicked".into())));
+            let Ok(result) = catch_unwind(AssertUnwindSafe(|| transport.send(body, timeout)))
+            else {
+                // A transport that panics would panic again: not retried.
+                return Sent::Failed;
+            };
             let error = match result {
                 Ok(()) => {
                     self.failures = 0;
                     self.retry_at = None;
-                    if self.not_before.take().is_some() {
-                        if let Some(spool) = &self.spool {
-                            spool.clear_not_before();
-                        }
+                    if self.not_before.take().is_some()
+                        && let Some(spool) = &self.spool
+                    {
+                        spool.clear_not_before();
                     }
                     return Sent::Delivered;
                 }
@@ -345,7 +390,10 @@ impl Worker {
                     let retry_at = Instant::now() + wait;
                     let past_deadline =
                         flush.is_some_and(|deadline| retry_at + SPOOL_MARGIN >= deadline);
-                    if attempt == attempts || past_deadline || self.shared.is_closed() {
+                    // The exit's flush does not wait for a background send's
+                    // retries: what is left is kept for the next run.
+                    let exiting = flush.is_none() && self.shared.is_exiting();
+                    if attempt == attempts || past_deadline || exiting || self.shared.is_closed() {
                         return Sent::Later(retry_at);
                     }
                     // Woken early by `close`: the loop then gives up.
@@ -378,32 +426,57 @@ impl Worker {
         }
     }
 
-    /// This run's batches still in memory go to the spool. With `settle`
-    /// they count as spooled: nobody waits for them any more.
-    fn persist(&mut self, settle: bool) {
+    /// This run's batches still in memory are written to the spool as in
+    /// flight: left alone by other runs, sent by this one.
+    fn write_ahead(&mut self) {
+        let Some(spool) = self.spool.clone() else {
+            return;
+        };
+        if self.shared.is_disabled() {
+            return;
+        }
+        for pending in &mut self.backlog {
+            if let Stored::Memory(body) = &pending.body
+                && let Ok(entry) = spool.write(body, pending.events, SystemTime::now(), true)
+            {
+                pending.body = Stored::Disk(entry);
+            }
+        }
+    }
+
+    /// This run's batches wait for a later try: written (or published) to
+    /// the spool for any run to send, and counted as spooled. Without a
+    /// spool they wait in memory. After `disable()`, they are discarded.
+    fn persist(&mut self) {
+        if self.shared.is_disabled() {
+            for pending in &mut self.backlog {
+                if let Stored::Disk(entry) = &pending.body {
+                    Spool::remove(entry);
+                }
+                self.shared.settle(Settled::Discarded, pending.owned);
+                pending.owned = 0;
+            }
+            return;
+        }
         let Some(spool) = self.spool.clone() else {
             return;
         };
         for pending in &mut self.backlog {
-            if let Stored::Memory(body) = &pending.body {
-                match spool.write(body, pending.events, SystemTime::now()) {
-                    Ok((entry, dropped)) => {
-                        pending.body = Stored::Disk(entry);
-                        self.shared.count_spool(SpoolCount::TooOld, dropped.too_old);
-                        self.shared
-                            .count_spool(SpoolCount::Full, dropped.spool_full);
-                        self.shared
-                            .count_spool(SpoolCount::CorruptFiles, dropped.corrupt_files);
-                    }
-                    // A spool that cannot be written: the batch waits in memory.
-                    Err(_) => continue,
-                }
+            if pending.owned == 0 {
+                continue;
             }
-            if settle {
-                self.shared.settle(Settled::Spooled, pending.owned);
-                pending.owned = 0;
-            }
+            let stored = match &pending.body {
+                Stored::Memory(body) => spool.write(body, pending.events, SystemTime::now(), false),
+                Stored::Disk(entry) => spool.publish(entry),
+            };
+            // A spool that cannot be written: the batch waits in memory.
+            let Ok(entry) = stored else { continue };
+            pending.body = Stored::Disk(entry);
+            self.shared.settle(Settled::Spooled, pending.owned);
+            pending.owned = 0;
         }
+        let dropped = spool.enforce_limits(SystemTime::now(), None);
+        self.count_dropped(dropped);
         self.forget_removed();
     }
 
@@ -436,7 +509,7 @@ impl Worker {
         if !records.is_empty() {
             self.take(records, None);
         }
-        self.persist(true);
+        self.persist();
         let left: usize = self.backlog.iter().map(|p| p.owned).sum();
         self.shared.settle(Settled::Failed, left);
     }
@@ -447,7 +520,8 @@ impl Worker {
         };
         let config = &self.shared.config;
         let mut out = String::new();
-        for envelope in build(&self.kind, &machine_id, config, records) {
+        let names = CommandNames::of(&config.app, records);
+        for envelope in build(&self.kind, &machine_id, config, records, &names) {
             if let Ok(line) = serde_json::to_string(&envelope) {
                 out.push_str(&line);
                 out.push('\n');
@@ -483,23 +557,89 @@ impl Worker {
         }
     }
 
-    fn machine_id(&mut self) -> Option<String> {
-        let config = &self.shared.config;
-        Some(
-            self.machine_id
-                .get_or_insert_with(|| {
-                    identity::machine_id(&config.app, config.config_dir.as_deref())
-                })
-                .clone(),
-        )
+    fn machine_id(&self) -> Option<String> {
+        Some(machine_id(&self.shared))
     }
 
     fn serialize(&mut self, records: &[Record]) -> Option<Vec<u8>> {
         let machine_id = self.machine_id()?;
+        let names = CommandNames::of(&self.shared.config.app, records);
         let batch = Batch {
-            data: build(&self.kind, &machine_id, &self.shared.config, records),
+            data: build(
+                &self.kind,
+                &machine_id,
+                &self.shared.config,
+                records,
+                &names,
+            ),
         };
         serde_json::to_vec(&batch).ok()
+    }
+}
+
+/// The machine id, computed once per client (by the worker, as it starts).
+fn machine_id(shared: &Shared) -> String {
+    let config = &shared.config;
+    shared
+        .machine_id
+        .get_or_init(|| identity::machine_id(&config.app, config.config_dir.as_deref()))
+        .clone()
+}
+
+/// At exit, when the worker did not take everything in time (it was busy
+/// with a request the budget cut short): what is still queued is written
+/// to the spool here, on the exiting thread, so the next run sends it.
+pub(crate) fn keep_queued(shared: &Shared) {
+    let lent = lock(&shared.in_flight).take();
+    if let Some(batch) = lent {
+        let kept = !shared.is_disabled()
+            && shared.config.config_dir.as_deref().is_some_and(|dir| {
+                Spool::new(dir)
+                    .write(&batch.body, batch.events, SystemTime::now(), false)
+                    .is_ok()
+            });
+        let how = match (kept, shared.is_disabled()) {
+            (_, true) => Settled::Discarded,
+            (true, false) => Settled::Spooled,
+            (false, false) => Settled::Failed,
+        };
+        shared.settle(how, batch.owned);
+    }
+    let records = shared.take_queued();
+    if records.is_empty() || shared.is_disabled() {
+        shared.settle(
+            Settled::Discarded,
+            if shared.is_disabled() {
+                records.len()
+            } else {
+                0
+            },
+        );
+        return;
+    }
+    let Some(dir) = shared.config.config_dir.as_deref() else {
+        shared.settle(Settled::Failed, records.len());
+        return;
+    };
+    let spool = Spool::new(dir);
+    let kind = format!("{}_cli", shared.config.app);
+    let machine_id = machine_id(shared);
+    for chunk in records.chunks(BATCH_SIZE) {
+        let names = CommandNames::of(&shared.config.app, chunk);
+        let batch = Batch {
+            data: build(&kind, &machine_id, &shared.config, chunk, &names),
+        };
+        let kept = serde_json::to_vec(&batch).ok().is_some_and(|body| {
+            spool
+                .write(&body, chunk.len(), SystemTime::now(), false)
+                .is_ok()
+        });
+        let how = if kept {
+            Settled::Spooled
+        } else {
+            Settled::Failed
+        };
+        shared.settle(how, chunk.len());
     }
 }
 
@@ -541,12 +681,41 @@ fn parse_retry_after(value: &str) -> Option<Duration> {
     )
 }
 
+/// The full command names of a batch (`devsy provider list`), made once
+/// per distinct command rather than once per event.
+struct CommandNames(Vec<(String, String)>);
+
+impl CommandNames {
+    fn of(app: &str, records: &[Record]) -> Self {
+        let mut names: Vec<(String, String)> = Vec::new();
+        for record in records {
+            if !names.iter().any(|(path, _)| *path == *record.command) {
+                let full = if record.command.is_empty() {
+                    app.to_string()
+                } else {
+                    format!("{app} {}", record.command)
+                };
+                names.push((record.command.to_string(), full));
+            }
+        }
+        Self(names)
+    }
+
+    fn get(&self, path: &str) -> &str {
+        self.0
+            .iter()
+            .find(|(p, _)| p == path)
+            .map_or("", |(_, full)| full.as_str())
+    }
+}
+
 /// Turns records into the wire format.
 fn build<'a>(
     kind: &'a str,
     machine_id: &'a str,
     config: &'a Config,
     records: &'a [Record],
+    names: &'a CommandNames,
 ) -> Vec<Envelope<'a>> {
     // One wall-clock reading per batch; each record's timestamp is derived
     // from its monotonic instant.
@@ -571,11 +740,7 @@ fn build<'a>(
                     .or_else(|| get(&config.defaults).as_deref())
                     .map(Cow::Borrowed)
             };
-            let command = if record.command.is_empty() {
-                Cow::Borrowed(config.app.as_str())
-            } else {
-                Cow::Owned(format!("{} {}", config.app, record.command))
-            };
+            let command = Cow::Borrowed(names.get(&record.command));
             Envelope {
                 event: Event {
                     kind: Cow::Borrowed(kind),

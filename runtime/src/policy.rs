@@ -260,10 +260,10 @@ pub(crate) fn decide(inputs: &Inputs<'_>) -> Result<String, DisabledBy> {
             Err(e) => (String::new(), None, Some(e.to_string())),
         },
     };
-    if let Some(value) = option {
-        if context::parse_telemetry_option(&value) != Some(true) {
-            return Err(DisabledBy::ContextOption { context, value });
-        }
+    if let Some(value) = option
+        && context::parse_telemetry_option(&value) != Some(true)
+    {
+        return Err(DisabledBy::ContextOption { context, value });
     }
 
     let version = inputs.version.trim();

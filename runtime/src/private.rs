@@ -117,10 +117,10 @@ impl<F: Future> Future for Instrumented<F> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let this = self.project();
-        if let State::Pending(_) = this.state {
-            if let State::Pending(command) = std::mem::replace(this.state, State::Off) {
-                *this.state = State::Running(command.start());
-            }
+        if let State::Pending(_) = this.state
+            && let State::Pending(command) = std::mem::replace(this.state, State::Off)
+        {
+            *this.state = State::Running(command.start());
         }
         if let State::Off = this.state {
             return this.future.poll(cx);

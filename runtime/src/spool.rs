@@ -33,7 +33,12 @@ pub(crate) const MAX_BYTES: u64 = 1024 * 1024;
 pub(crate) const MAX_AGE: Duration = Duration::from_secs(7 * 24 * 3600);
 /// A temporary file older than this was left by a killed process.
 const STALE_TEMP: Duration = Duration::from_secs(600);
+/// A batch being sent by a process that is gone, or that has been sending
+/// it this long, is taken back into the spool.
+const STALE_INFLIGHT: Duration = Duration::from_secs(120);
+const INFLIGHT_PREFIX: &str = ".inflight-";
 const RETRY_AFTER_FILE: &str = "retry-after";
+const LOCK_FILE: &str = ".lock";
 
 /// One batch on disk.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -73,21 +78,28 @@ impl Spool {
         }
     }
 
-    /// Writes one batch atomically and returns its entry. Makes room first:
-    /// the oldest batches go when the new one would pass a limit.
+    /// Writes one batch atomically and returns its entry. `inflight`: the
+    /// batch is about to be sent by this process, and other processes leave
+    /// it alone until [`publish`](Self::publish) (or until this process is
+    /// gone). Limits are not applied here: see [`enforce_limits`](Self::enforce_limits).
     pub(crate) fn write(
         &self,
         body: &[u8],
         events: usize,
         now: SystemTime,
-    ) -> io::Result<(Entry, Dropped)> {
+        inflight: bool,
+    ) -> io::Result<Entry> {
         static SEQ: AtomicU64 = AtomicU64::new(0);
         fs::create_dir_all(&self.dir)?;
         let created_micros = micros(now);
         let seq = SEQ.fetch_add(1, Ordering::Relaxed);
         let pid = std::process::id();
         let name = format!("{created_micros:020}-{pid}-{seq}-{events}.json");
-        let path = self.dir.join(&name);
+        let path = if inflight {
+            self.dir.join(format!("{INFLIGHT_PREFIX}{name}"))
+        } else {
+            self.dir.join(&name)
+        };
         let tmp = self.dir.join(format!(".{name}.tmp"));
         let written = (|| {
             let mut file = fs::File::create(&tmp)?;
@@ -98,14 +110,42 @@ impl Spool {
             let _ = fs::remove_file(&tmp);
             return Err(e);
         }
-        let entry = Entry {
+        Ok(Entry {
             path,
             created_micros,
             events,
             bytes: body.len() as u64,
+        })
+    }
+
+    /// Makes an in-flight batch an ordinary one, for any later run to send.
+    pub(crate) fn publish(&self, entry: &Entry) -> io::Result<Entry> {
+        let Some(name) = entry.path.file_name().and_then(|n| n.to_str()) else {
+            return Ok(entry.clone());
         };
-        let dropped = self.enforce_limits(now, Some(&entry));
-        Ok((entry, dropped))
+        let Some(plain) = name.strip_prefix(INFLIGHT_PREFIX) else {
+            return Ok(entry.clone());
+        };
+        let path = self.dir.join(plain);
+        fs::rename(&entry.path, &path)?;
+        Ok(Entry {
+            path,
+            ..entry.clone()
+        })
+    }
+
+    /// The spool's lock: the process holding it sends the batches earlier
+    /// runs left, so that two runs at once do not send them twice. `None`
+    /// when another process holds it, or there is no spool.
+    pub(crate) fn lock(&self) -> Option<fs::File> {
+        let file = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(self.dir.join(LOCK_FILE))
+            .ok()?;
+        file.try_lock().ok()?;
+        Some(file)
     }
 
     /// Every batch on disk, oldest first. Names that are not ours are
@@ -125,9 +165,27 @@ impl Spool {
             else {
                 continue;
             };
-            if name == RETRY_AFTER_FILE {
+            if name == RETRY_AFTER_FILE || name == LOCK_FILE {
                 continue;
             }
+            let path = match name.strip_prefix(INFLIGHT_PREFIX) {
+                // Another process is sending it: leave it, unless that
+                // process is gone or took far too long.
+                Some(plain) if abandoned(plain, &item) => {
+                    let reclaimed = self.dir.join(plain);
+                    if fs::rename(&path, &reclaimed).is_err() {
+                        continue;
+                    }
+                    reclaimed
+                }
+                Some(_) => continue,
+                None => path,
+            };
+            let name = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or_default()
+                .to_string();
             if name.starts_with('.') {
                 let stale = item
                     .metadata()
@@ -140,7 +198,7 @@ impl Spool {
                 }
                 continue;
             }
-            let bytes = item.metadata().map_or(0, |m| m.len());
+            let bytes = fs::metadata(&path).map_or(0, |m| m.len());
             match parse_name(&name) {
                 Some((created_micros, events)) => entries.push(Entry {
                     path,
@@ -178,7 +236,8 @@ impl Spool {
 
     /// Drops batches older than [`MAX_AGE`], then the oldest while the
     /// spool holds more than [`MAX_EVENTS`] events or [`MAX_BYTES`] bytes.
-    /// `keep` (the batch just written) goes last, if at all.
+    /// `keep` (the batch just written) goes last, if at all. Batches in
+    /// flight are not counted: they are this or another process's.
     pub(crate) fn enforce_limits(&self, now: SystemTime, keep: Option<&Entry>) -> Dropped {
         let (entries, corrupt_files) = self.entries();
         let mut dropped = Dropped {
@@ -196,11 +255,11 @@ impl Spool {
             }
         }
         // The new batch is the last to go: move it to the end.
-        if let Some(keep) = keep {
-            if let Some(i) = kept.iter().position(|e| e.path == keep.path) {
-                let entry = kept.remove(i);
-                kept.push(entry);
-            }
+        if let Some(keep) = keep
+            && let Some(i) = kept.iter().position(|e| e.path == keep.path)
+        {
+            let entry = kept.remove(i);
+            kept.push(entry);
         }
         let mut events: usize = kept.iter().map(|e| e.events).sum();
         let mut bytes: u64 = kept.iter().map(|e| e.bytes).sum();
@@ -243,6 +302,24 @@ impl Spool {
     }
 }
 
+/// Whether the process that was sending the batch named `plain` is gone
+/// (Linux: no `/proc/<pid>`), or has been at it longer than
+/// [`STALE_INFLIGHT`].
+fn abandoned(plain: &str, item: &fs::DirEntry) -> bool {
+    let too_old = item
+        .metadata()
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.elapsed().ok())
+        .is_some_and(|age| age > STALE_INFLIGHT);
+    let pid = plain.split('-').nth(1).and_then(|p| p.parse::<u32>().ok());
+    let gone = cfg!(target_os = "linux")
+        && pid.is_some_and(|pid| {
+            pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists()
+        });
+    too_old || gone
+}
+
 fn micros(time: SystemTime) -> u64 {
     time.duration_since(UNIX_EPOCH).map_or(0, micros_of)
 }
@@ -276,8 +353,8 @@ mod tests {
         let dir = tempfile::tempdir()?;
         let spool = Spool::new(dir.path());
         let now = SystemTime::now();
-        let (first, _) = spool.write(&body(2), 2, now)?;
-        let (second, _) = spool.write(&body(1), 1, now + Duration::from_secs(1))?;
+        let first = spool.write(&body(2), 2, now, false)?;
+        let second = spool.write(&body(1), 1, now + Duration::from_secs(1), false)?;
         let (entries, corrupt) = spool.entries();
         assert_eq!(corrupt, 0);
         assert_eq!(entries, [first.clone(), second]);
@@ -289,7 +366,7 @@ mod tests {
     fn corrupt_truncated_and_foreign_files_are_removed_not_fatal() -> io::Result<()> {
         let dir = tempfile::tempdir()?;
         let spool = Spool::new(dir.path());
-        let (entry, _) = spool.write(&body(3), 3, SystemTime::now())?;
+        let entry = spool.write(&body(3), 3, SystemTime::now(), false)?;
         let full = fs::read(&entry.path)?;
         fs::write(&entry.path, &full[..full.len() / 2])?;
         assert_eq!(Spool::read(&entry), None);
@@ -306,12 +383,12 @@ mod tests {
         let dir = tempfile::tempdir()?;
         let spool = Spool::new(dir.path());
         let now = SystemTime::now();
-        spool.write(&body(1), 1, now - MAX_AGE - Duration::from_secs(60))?;
+        spool.write(&body(1), 1, now - MAX_AGE - Duration::from_secs(60), false)?;
         assert_eq!(spool.enforce_limits(now, None).too_old, 1);
         let mut total = Dropped::default();
         for i in 0..12 {
-            let (_, dropped) = spool.write(&body(100), 100, now + Duration::from_millis(i))?;
-            total.spool_full += dropped.spool_full;
+            let entry = spool.write(&body(100), 100, now + Duration::from_millis(i), false)?;
+            total.spool_full += spool.enforce_limits(now, Some(&entry)).spool_full;
         }
         let (entries, _) = spool.entries();
         let kept: usize = entries.iter().map(|e| e.events).sum();
@@ -321,6 +398,49 @@ mod tests {
             entries[0].created_micros,
             micros(now + Duration::from_millis(2))
         );
+        Ok(())
+    }
+
+    #[test]
+    fn batches_in_flight_are_left_alone_until_published() -> io::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let spool = Spool::new(dir.path());
+        let entry = spool.write(&body(1), 1, SystemTime::now(), true)?;
+        assert!(
+            spool.entries().0.is_empty(),
+            "another run would send it too"
+        );
+        let published = spool.publish(&entry)?;
+        assert_eq!(spool.entries().0, [published]);
+        Ok(())
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_batch_whose_sender_is_gone_is_taken_back() -> io::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let spool = Spool::new(dir.path());
+        fs::create_dir_all(&spool.dir)?;
+        // pid 4194304 is above Linux's pid limit: no such process.
+        let name = "00000000000000000042-4194304-0-1.json";
+        fs::write(spool.dir.join(format!("{INFLIGHT_PREFIX}{name}")), body(1))?;
+        let (entries, _) = spool.entries();
+        assert_eq!(entries.len(), 1);
+        assert!(entries[0].path.ends_with(name));
+        Ok(())
+    }
+
+    #[test]
+    fn one_process_at_a_time_holds_the_lock() -> io::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let spool = Spool::new(dir.path());
+        assert!(spool.lock().is_none(), "no spool, nothing to lock");
+        fs::create_dir_all(&spool.dir)?;
+        let held = spool.lock();
+        assert!(held.is_some());
+        assert!(spool.lock().is_none(), "a second holder");
+        drop(held);
+        assert!(spool.lock().is_some());
         Ok(())
     }
 

@@ -127,6 +127,8 @@ pub struct Stats {
     /// Events from the spool (kept by an earlier run, or earlier in this
     /// one) delivered now.
     pub spool_delivered: u64,
+    /// Events from the spool the backend refused (a 4xx): dropped.
+    pub spool_rejected: u64,
     /// Spooled events dropped because the spool was full.
     pub spool_full: u64,
     /// Spooled events dropped because they were older than 7 days.
@@ -140,8 +142,8 @@ impl std::fmt::Display for Stats {
         write!(
             f,
             "{} recorded, {} delivered, {} spooled; dropped: {} queue full, {} rejected, \
-             {} failed, {} discarded; spool: {} delivered, {} dropped full, {} dropped too old, \
-             {} corrupt files",
+             {} failed, {} discarded; spool: {} delivered, {} rejected, {} dropped full, \
+             {} dropped too old, {} corrupt files",
             self.recorded,
             self.delivered,
             self.spooled,
@@ -150,6 +152,7 @@ impl std::fmt::Display for Stats {
             self.failed,
             self.discarded,
             self.spool_delivered,
+            self.spool_rejected,
             self.spool_full,
             self.spool_too_old,
             self.spool_corrupt_files
@@ -186,6 +189,7 @@ struct Counters {
     discarded: AtomicU64,
     dropped_queue_full: AtomicU64,
     spool_delivered: AtomicU64,
+    spool_rejected: AtomicU64,
     spool_full: AtomicU64,
     spool_too_old: AtomicU64,
     spool_corrupt_files: AtomicU64,
@@ -229,6 +233,12 @@ pub(crate) struct Shared {
     queue: Mutex<Queue>,
     settled: Condvar,
     worker: OnceLock<Thread>,
+    /// Set by the worker once computed, for the exit to use too.
+    pub machine_id: OnceLock<String>,
+    /// A batch of this run the worker is sending from memory: the exit
+    /// keeps it in the spool if the worker is still at it when the budget
+    /// ends. Whoever takes it out settles it.
+    pub in_flight: Mutex<Option<InFlight>>,
     disabled: AtomicBool,
     counters: Counters,
 }
@@ -243,6 +253,8 @@ impl Shared {
             config,
             settled: Condvar::new(),
             worker: OnceLock::new(),
+            machine_id: OnceLock::new(),
+            in_flight: Mutex::new(None),
             disabled: AtomicBool::new(false),
             counters: Counters::default(),
         }
@@ -314,29 +326,35 @@ impl Shared {
 
     fn flush_with(&self, timeout: Duration, exiting: bool) -> bool {
         let start = Instant::now();
-        let deadline = start.checked_add(timeout);
+        let deadline = start
+            .checked_add(timeout)
+            .unwrap_or(start + Duration::from_secs(3600));
         let mut queue = self.lock();
         queue.exiting |= exiting;
         let target = queue.accepted;
         if queue.settled >= target {
             return true;
         }
-        if let Some(deadline) = deadline {
-            queue.flush_deadline = Some(queue.flush_deadline.map_or(deadline, |d| d.min(deadline)));
+        queue.flush_deadline = if exiting {
+            // The exit's own deadline, not one an earlier flush left.
+            Some(deadline)
         } else {
-            queue.flush_deadline = queue.flush_deadline.or(Some(start));
-        }
+            Some(queue.flush_deadline.map_or(deadline, |d| d.min(deadline)))
+        };
         self.wake_worker();
         loop {
             if queue.settled >= target {
                 return true;
             }
-            let remaining = match deadline {
-                Some(deadline) => match deadline.checked_duration_since(Instant::now()) {
-                    Some(left) if !left.is_zero() => left,
-                    _ => return false,
-                },
-                None => Duration::from_secs(3600),
+            let remaining = match deadline.checked_duration_since(Instant::now()) {
+                Some(left) if !left.is_zero() => left,
+                _ => {
+                    // Timed out: this flush no longer hurries the worker.
+                    if !queue.exiting && queue.flush_deadline == Some(deadline) {
+                        queue.flush_deadline = None;
+                    }
+                    return false;
+                }
             };
             queue = self
                 .settled
@@ -380,6 +398,18 @@ impl Shared {
         self.lock().closed
     }
 
+    /// The exit's flush has begun.
+    pub(crate) fn is_exiting(&self) -> bool {
+        self.lock().exiting
+    }
+
+    /// What is still queued, taken out (for the exit to keep).
+    pub(crate) fn take_queued(&self) -> Vec<Record> {
+        let mut queue = self.lock();
+        queue.first_queued = None;
+        queue.items.drain(..).collect()
+    }
+
     pub(crate) fn stats(&self) -> Stats {
         let recorded = self.lock().accepted;
         let c = &self.counters;
@@ -393,6 +423,7 @@ impl Shared {
             discarded: load(&c.discarded),
             dropped_queue_full: load(&c.dropped_queue_full),
             spool_delivered: load(&c.spool_delivered),
+            spool_rejected: load(&c.spool_rejected),
             spool_full: load(&c.spool_full),
             spool_too_old: load(&c.spool_too_old),
             spool_corrupt_files: load(&c.spool_corrupt_files),
@@ -423,7 +454,7 @@ impl Shared {
         let c = &self.counters;
         let counter = match what {
             SpoolCount::Delivered => &c.spool_delivered,
-            SpoolCount::Rejected => &c.rejected,
+            SpoolCount::Rejected => &c.spool_rejected,
             SpoolCount::Full => &c.spool_full,
             SpoolCount::TooOld => &c.spool_too_old,
             SpoolCount::CorruptFiles => &c.spool_corrupt_files,
@@ -475,6 +506,15 @@ impl Shared {
             queue = self.lock();
         }
     }
+}
+
+/// A batch being sent from memory.
+#[derive(Debug)]
+pub(crate) struct InFlight {
+    pub body: Arc<Vec<u8>>,
+    pub events: usize,
+    /// This run's records in it, not yet settled.
+    pub owned: usize,
 }
 
 /// What the worker does next.
