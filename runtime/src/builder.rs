@@ -305,6 +305,7 @@ impl Builder {
             });
 
         let shared = Arc::new(Shared::new(Config {
+            event_type: format!("{}_cli", self.app),
             app: self.app,
             version: self.version,
             defaults: self.defaults,

@@ -89,7 +89,6 @@ struct Worker {
     sink: Sink,
     /// Built on first use, so `start()` stays cheap.
     transport: Option<Box<dyn Transport>>,
-    kind: String,
     /// `None` without a config dir, and in debug mode.
     spool: Option<Spool>,
     backlog: VecDeque<Pending>,
@@ -105,7 +104,6 @@ struct Worker {
 
 impl Worker {
     fn new(shared: Arc<Shared>, sink: Sink) -> Self {
-        let kind = format!("{}_cli", shared.config.app);
         let spool = match sink {
             Sink::Debug => None,
             Sink::Http(_) | Sink::Custom(_) => shared.config.config_dir.as_deref().map(Spool::new),
@@ -114,7 +112,6 @@ impl Worker {
             shared,
             sink,
             transport: None,
-            kind,
             spool,
             backlog: VecDeque::new(),
             retry_at: None,
@@ -133,7 +130,7 @@ impl Worker {
         }
         // Computed now, off the caller's thread; kept where the exit can
         // reach it, to keep what the worker could not take.
-        let _ = self.machine_id();
+        machine_id(&self.shared);
         self.load_spool();
         let mut records = Vec::with_capacity(BATCH_SIZE);
         loop {
@@ -200,7 +197,7 @@ impl Worker {
             return;
         }
         for chunk in records.chunks(BATCH_SIZE) {
-            match self.serialize(chunk) {
+            match serialize(&self.shared, chunk) {
                 Some(body) => self.backlog.push_back(Pending {
                     body: Stored::Memory(Arc::new(body)),
                     events: chunk.len(),
@@ -412,17 +409,16 @@ impl Worker {
     }
 
     fn transport(&mut self) -> Option<&dyn Transport> {
-        if let Sink::Http(endpoint) = &self.sink {
-            if self.transport.is_none() {
-                self.transport = HttpTransport::new(endpoint.clone())
-                    .ok()
-                    .map(|t| Box::new(t) as Box<dyn Transport>);
-            }
-            return self.transport.as_deref();
-        }
         match &self.sink {
+            Sink::Http(endpoint) => {
+                if self.transport.is_none() {
+                    let http = HttpTransport::new(endpoint.clone()).ok();
+                    self.transport = http.map(|t| Box::new(t) as Box<dyn Transport>);
+                }
+                self.transport.as_deref()
+            }
             Sink::Custom(transport) => Some(transport.as_ref()),
-            Sink::Http(_) | Sink::Debug => None,
+            Sink::Debug => None,
         }
     }
 
@@ -515,13 +511,11 @@ impl Worker {
     }
 
     fn print(&mut self, records: &[Record]) {
-        let Some(machine_id) = self.machine_id() else {
-            return;
-        };
+        let machine_id = machine_id(&self.shared);
         let config = &self.shared.config;
         let mut out = String::new();
         let names = CommandNames::of(&config.app, records);
-        for envelope in build(&self.kind, &machine_id, config, records, &names) {
+        for envelope in build(&machine_id, config, records, &names) {
             if let Ok(line) = serde_json::to_string(&envelope) {
                 out.push_str(&line);
                 out.push('\n');
@@ -556,25 +550,16 @@ impl Worker {
             let _ = writeln!(std::io::stderr(), "devsy-telemetry: {message}");
         }
     }
+}
 
-    fn machine_id(&self) -> Option<String> {
-        Some(machine_id(&self.shared))
-    }
-
-    fn serialize(&mut self, records: &[Record]) -> Option<Vec<u8>> {
-        let machine_id = self.machine_id()?;
-        let names = CommandNames::of(&self.shared.config.app, records);
-        let batch = Batch {
-            data: build(
-                &self.kind,
-                &machine_id,
-                &self.shared.config,
-                records,
-                &names,
-            ),
-        };
-        serde_json::to_vec(&batch).ok()
-    }
+/// A batch's request body, `{"data": [...]}`.
+fn serialize(shared: &Shared, records: &[Record]) -> Option<Vec<u8>> {
+    let machine_id = machine_id(shared);
+    let names = CommandNames::of(&shared.config.app, records);
+    let batch = Batch {
+        data: build(&machine_id, &shared.config, records, &names),
+    };
+    serde_json::to_vec(&batch).ok()
 }
 
 /// The machine id, computed once per client (by the worker, as it starts).
@@ -590,54 +575,25 @@ fn machine_id(shared: &Shared) -> String {
 /// with a request the budget cut short): what is still queued is written
 /// to the spool here, on the exiting thread, so the next run sends it.
 pub(crate) fn keep_queued(shared: &Shared) {
-    let lent = lock(&shared.in_flight).take();
-    if let Some(batch) = lent {
-        let kept = !shared.is_disabled()
-            && shared.config.config_dir.as_deref().is_some_and(|dir| {
-                Spool::new(dir)
-                    .write(&batch.body, batch.events, SystemTime::now(), false)
-                    .is_ok()
-            });
-        let how = match (kept, shared.is_disabled()) {
-            (_, true) => Settled::Discarded,
-            (true, false) => Settled::Spooled,
-            (false, false) => Settled::Failed,
-        };
-        shared.settle(how, batch.owned);
-    }
-    let records = shared.take_queued();
-    if records.is_empty() || shared.is_disabled() {
-        shared.settle(
-            Settled::Discarded,
-            if shared.is_disabled() {
-                records.len()
-            } else {
-                0
-            },
-        );
-        return;
-    }
-    let Some(dir) = shared.config.config_dir.as_deref() else {
-        shared.settle(Settled::Failed, records.len());
-        return;
+    let spool = shared.config.config_dir.as_deref().map(Spool::new);
+    let disabled = shared.is_disabled();
+    let keep = |body: &[u8], events: usize| -> Settled {
+        match &spool {
+            _ if disabled => Settled::Discarded,
+            Some(spool) if spool.write(body, events, SystemTime::now(), false).is_ok() => {
+                Settled::Spooled
+            }
+            Some(_) | None => Settled::Failed,
+        }
     };
-    let spool = Spool::new(dir);
-    let kind = format!("{}_cli", shared.config.app);
-    let machine_id = machine_id(shared);
-    for chunk in records.chunks(BATCH_SIZE) {
-        let names = CommandNames::of(&shared.config.app, chunk);
-        let batch = Batch {
-            data: build(&kind, &machine_id, &shared.config, chunk, &names),
-        };
-        let kept = serde_json::to_vec(&batch).ok().is_some_and(|body| {
-            spool
-                .write(&body, chunk.len(), SystemTime::now(), false)
-                .is_ok()
-        });
-        let how = if kept {
-            Settled::Spooled
-        } else {
-            Settled::Failed
+    if let Some(batch) = lock(&shared.in_flight).take() {
+        shared.settle(keep(&batch.body, batch.events), batch.owned);
+    }
+    for chunk in shared.take_queued().chunks(BATCH_SIZE) {
+        let how = match serialize(shared, chunk) {
+            Some(body) => keep(&body, chunk.len()),
+            None if disabled => Settled::Discarded,
+            None => Settled::Failed,
         };
         shared.settle(how, chunk.len());
     }
@@ -711,7 +667,6 @@ impl CommandNames {
 
 /// Turns records into the wire format.
 fn build<'a>(
-    kind: &'a str,
     machine_id: &'a str,
     config: &'a Config,
     records: &'a [Record],
@@ -743,7 +698,7 @@ fn build<'a>(
             let command = Cow::Borrowed(names.get(&record.command));
             Envelope {
                 event: Event {
-                    kind: Cow::Borrowed(kind),
+                    kind: Cow::Borrowed(&config.event_type),
                     machine_id: Cow::Borrowed(machine_id),
                     timestamp: now_micros.saturating_sub(age),
                     properties: Properties {

@@ -62,6 +62,8 @@ pub(crate) struct Props {
 #[derive(Debug)]
 pub(crate) struct Config {
     pub app: String,
+    /// The events' `type`: `<app>_cli`.
+    pub event_type: String,
     pub version: String,
     pub defaults: Props,
     pub desktop: bool,
