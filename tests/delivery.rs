@@ -207,6 +207,35 @@ fn a_batch_goes_out_a_second_after_its_first_event_without_a_flush() {
 }
 
 #[test]
+fn an_event_after_the_worker_went_idle_wakes_it() {
+    // The worker sleeps one batch window on a timer after its queue
+    // empties, then until the next event wakes it: that event must still go
+    // out a window after it was recorded, not at the exit.
+    let server = Server::start(Mode::Status(200));
+    let home = tempfile::tempdir().expect("temp dir");
+    let telemetry = builder(home.path()).endpoint(server.endpoint()).start();
+    telemetry.command("provider list").start().finish_ok();
+    let started = Instant::now();
+    while server.events().is_empty() && started.elapsed() < Duration::from_secs(10) {
+        thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(server.events().len(), 1);
+    // Past the timed sleep that follows the first batch.
+    thread::sleep(Duration::from_millis(1500));
+    telemetry.command("provider list").start().finish_ok();
+    let recorded = Instant::now();
+    while server.events().len() < 2 && recorded.elapsed() < Duration::from_secs(10) {
+        thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(server.events().len(), 2, "the idle worker was never woken");
+    assert!(
+        recorded.elapsed() < GENEROUS,
+        "sent {:?} after it was recorded: the idle worker was not woken",
+        recorded.elapsed()
+    );
+}
+
+#[test]
 fn disable_discards_everything_queued() {
     let server = Server::start(Mode::Status(200));
     let home = tempfile::tempdir().expect("temp dir");

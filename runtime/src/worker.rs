@@ -4,8 +4,9 @@
 //!
 //! The caller's side only moves a small [`Record`] into a bounded queue under
 //! a short lock. It never blocks on the worker, never serialises, never reads
-//! the machine id, and wakes the worker only when a batch begins or fills, so
-//! a busy host does not pay a wake-up per event.
+//! the machine id, and wakes the worker only when it sleeps without a timer
+//! or the queue is half full, so a busy host does not pay a wake-up (which
+//! costs more than recording a hundred events) per event or per batch.
 //!
 //! Every accepted record ends in exactly one counter of [`Stats`]:
 //! delivered, spooled (kept on disk for a later run), rejected (by the
@@ -39,8 +40,9 @@ pub(crate) struct Record {
     pub command: Cow<'static, str>,
     /// Per-command overrides of the builder's default properties.
     pub props: Option<Arc<Props>>,
-    /// `None` for a start event.
-    pub finish: Option<Finish>,
+    /// `None` for a start event. Boxed: finished events are the rare ones
+    /// (failed or slow), and a smaller record is cheaper to queue.
+    pub finish: Option<Box<Finish>>,
 }
 
 /// The outcome part of a finished event.
@@ -226,6 +228,9 @@ struct Queue {
     exiting: bool,
     /// No more sending: the guard was dropped or telemetry was disabled.
     closed: bool,
+    /// The worker sleeps with nothing to do and no timer for new records:
+    /// the next record must wake it.
+    wake_on_push: bool,
 }
 
 /// The state shared by the caller's side and the worker.
@@ -301,9 +306,12 @@ impl Shared {
         queue.items.push_back(record);
         queue.accepted += 1;
         let len = queue.items.len();
+        let wake = (len == 1 && queue.wake_on_push) || len == self.high_water();
         drop(queue);
-        // Wake the worker only to start the batch timer or to send a full batch.
-        if len == 1 || len == self.batch_size() {
+        // Waking a sleeping thread costs more than recording many events, so
+        // the worker is woken only when it sleeps without a timer, or when
+        // the queue is half full; otherwise it drains on its own schedule.
+        if wake {
             self.wake_worker();
         }
         true
@@ -312,6 +320,12 @@ impl Shared {
     /// A full batch: [`BATCH_SIZE`], or the whole queue if it is smaller.
     fn batch_size(&self) -> usize {
         BATCH_SIZE.min(self.config.capacity)
+    }
+
+    /// The queue length at which the caller wakes the worker before the
+    /// batch window ends: half the queue, and at least a full batch.
+    fn high_water(&self) -> usize {
+        (self.config.capacity / 2).max(self.batch_size())
     }
 
     /// Waits until every record queued before this call is settled, or until
@@ -469,6 +483,10 @@ impl Shared {
     /// nothing more (closed: what was queued is moved into `out`).
     pub(crate) fn next(&self, out: &mut Vec<Record>, backlog_at: Option<Instant>) -> Next {
         let mut queue = self.lock();
+        // The first sleep on an empty queue is one batch window on a timer,
+        // so a busy caller's next record need not wake the worker; after
+        // that, the worker asks to be woken by the next record.
+        let mut grace = true;
         loop {
             if queue.closed {
                 out.extend(queue.items.drain(..));
@@ -499,13 +517,23 @@ impl Shared {
                 queue.first_queued = (!queue.items.is_empty()).then_some(now);
                 return Next::Records { flush: None };
             }
-            let wake = due.into_iter().chain(backlog_at).min();
+            let mut wake = due.into_iter().chain(backlog_at).min();
+            if queue.items.is_empty() {
+                if grace {
+                    grace = false;
+                    let window = now + BATCH_WINDOW;
+                    wake = Some(wake.map_or(window, |at| at.min(window)));
+                } else {
+                    queue.wake_on_push = true;
+                }
+            }
             drop(queue);
             match wake {
                 Some(at) => thread::park_timeout(at.saturating_duration_since(now)),
                 None => thread::park(),
             }
             queue = self.lock();
+            queue.wake_on_push = false;
         }
     }
 }
