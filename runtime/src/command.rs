@@ -29,13 +29,32 @@ use crate::worker::{Finish, Props, Record, Shared};
 #[must_use = "a command is recorded only once it is started"]
 #[derive(Debug)]
 pub struct CommandBuilder {
-    inner: Option<(Arc<Shared>, Cow<'static, str>, Props)>,
+    inner: Option<Pending>,
+}
+
+#[derive(Debug)]
+struct Pending {
+    shared: Arc<Shared>,
+    command: Cow<'static, str>,
+    /// Boxed and made only when a property is set: most commands set none,
+    /// and a small builder is cheaper to move through the generated code.
+    props: Option<Box<Props>>,
+}
+
+impl Pending {
+    fn props(&mut self) -> &mut Props {
+        self.props.get_or_insert_with(Box::default)
+    }
 }
 
 impl CommandBuilder {
     pub(crate) fn new(shared: Option<Arc<Shared>>, command: impl Into<Cow<'static, str>>) -> Self {
         Self {
-            inner: shared.map(|shared| (shared, command.into(), Props::default())),
+            inner: shared.map(|shared| Pending {
+                shared,
+                command: command.into(),
+                props: None,
+            }),
         }
     }
 
@@ -46,24 +65,24 @@ impl CommandBuilder {
 
     /// The provider of this command's events, instead of the builder's default.
     pub fn provider(mut self, provider: impl IntoProperty) -> Self {
-        if let Some((_, _, props)) = &mut self.inner {
-            props.provider = provider.into_property();
+        if let Some(pending) = &mut self.inner {
+            pending.props().provider = provider.into_property();
         }
         self
     }
 
     /// The IDE of this command's events, instead of the builder's default.
     pub fn ide(mut self, ide: impl IntoProperty) -> Self {
-        if let Some((_, _, props)) = &mut self.inner {
-            props.ide = ide.into_property();
+        if let Some(pending) = &mut self.inner {
+            pending.props().ide = ide.into_property();
         }
         self
     }
 
     /// The source type of this command's events, instead of the builder's default.
     pub fn source_type(mut self, source_type: impl IntoProperty) -> Self {
-        if let Some((_, _, props)) = &mut self.inner {
-            props.source_type = source_type.into_property();
+        if let Some(pending) = &mut self.inner {
+            pending.props().source_type = source_type.into_property();
         }
         self
     }
@@ -76,11 +95,18 @@ impl CommandBuilder {
 
     /// Records the start event and starts the clock.
     pub fn start(self) -> CommandSpan {
-        let Some((shared, command, props)) = self.inner else {
+        let Some(Pending {
+            shared,
+            command,
+            props,
+        }) = self.inner
+        else {
             return CommandSpan { inner: None };
         };
         let started = Instant::now();
-        let props = (props != Props::default()).then(|| Arc::new(props));
+        let props = props
+            .filter(|props| **props != Props::default())
+            .map(|props| Arc::new(*props));
         shared.push(Record {
             at: started,
             command: command.clone(),
@@ -192,7 +218,7 @@ impl Running {
             at,
             command: self.command,
             props: self.props,
-            finish: Some(Finish { duration, error }),
+            finish: Some(Box::new(Finish { duration, error })),
         });
     }
 }
