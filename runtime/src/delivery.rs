@@ -66,6 +66,9 @@ struct Pending {
     events: usize,
     /// How many of them are this run's and not yet settled.
     owned: usize,
+    /// The bytes of a batch the exit wrote ahead to the spool, kept so
+    /// that sending it does not read it back.
+    written_ahead: Option<Arc<Vec<u8>>>,
 }
 
 enum Stored {
@@ -178,6 +181,7 @@ impl Worker {
                 events: entry.events,
                 owned: 0,
                 body: Stored::Disk(entry),
+                written_ahead: None,
             }));
     }
 
@@ -202,6 +206,7 @@ impl Worker {
                     body: Stored::Memory(Arc::new(body)),
                     events: chunk.len(),
                     owned: chunk.len(),
+                    written_ahead: None,
                 }),
                 None => self.shared.settle(Settled::Failed, chunk.len()),
             }
@@ -257,9 +262,11 @@ impl Worker {
         let Some(front) = self.backlog.pop_front() else {
             return;
         };
-        let body = match &front.body {
-            Stored::Memory(body) => Cow::Borrowed(body.as_slice()),
-            Stored::Disk(entry) => match Spool::read(entry) {
+        let body = match (&front.body, &front.written_ahead) {
+            (Stored::Memory(body), _) | (Stored::Disk(_), Some(body)) => {
+                Cow::Borrowed(body.as_slice())
+            }
+            (Stored::Disk(entry), None) => match Spool::read(entry) {
                 Some(body) => Cow::Owned(body),
                 None => {
                     // Corrupt or truncated: removed by `read`.
@@ -435,6 +442,7 @@ impl Worker {
             if let Stored::Memory(body) = &pending.body
                 && let Ok(entry) = spool.write(body, pending.events, SystemTime::now(), true)
             {
+                pending.written_ahead = Some(Arc::clone(body));
                 pending.body = Stored::Disk(entry);
             }
         }
