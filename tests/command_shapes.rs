@@ -449,6 +449,33 @@ fn async_fn_is_timed_from_its_first_poll_and_stays_send() {
     );
 }
 
+#[telemetry_command("sleepy")]
+fn sleepy(pause: Duration) {
+    std::thread::sleep(pause);
+}
+
+#[test]
+fn a_success_past_the_slow_threshold_sends_a_finished_event() {
+    // A success's end is first judged by a coarse clock; one past the
+    // threshold must still be seen as slow, and a quick one must not.
+    let threshold = Duration::from_millis(120);
+    let ((), events) = record(threshold, || sleepy(Duration::from_millis(160)));
+    assert_eq!(
+        summary(&events),
+        [
+            start("sleepy"),
+            (String::from("devsy sleepy"), Some(String::new()))
+        ]
+    );
+    let duration = events[1]["event"]["properties"]["duration_ms"]
+        .as_u64()
+        .expect("duration_ms");
+    assert!(duration >= 160, "duration_ms {duration}");
+
+    let ((), events) = record(threshold, || sleepy(Duration::ZERO));
+    assert_eq!(summary(&events), [start("sleepy")]);
+}
+
 trait Workspace {
     async fn status(&self) -> Result<u8, String>;
 }

@@ -9,6 +9,7 @@ use std::fmt::Display;
 use std::sync::Arc;
 use std::time::Instant;
 
+use crate::coarse::{self, CoarseInstant};
 use crate::worker::{Finish, Props, Record, Shared};
 
 /// A command about to start: set its properties, then [`start`](Self::start) it.
@@ -104,6 +105,7 @@ impl CommandBuilder {
             return CommandSpan { inner: None };
         };
         let started = Instant::now();
+        let coarse_started = CoarseInstant::now();
         let props = props
             .filter(|props| **props != Props::default())
             .map(|props| Arc::new(*props));
@@ -119,6 +121,7 @@ impl CommandBuilder {
                 command,
                 props,
                 started,
+                coarse_started,
             }),
         }
     }
@@ -185,6 +188,8 @@ struct Running {
     command: Cow<'static, str>,
     props: Option<Arc<Props>>,
     started: Instant,
+    /// Tells, cheaply, that a success was not slow.
+    coarse_started: CoarseInstant,
 }
 
 impl CommandSpan {
@@ -209,9 +214,14 @@ impl CommandSpan {
 
 impl Running {
     fn finish(self, error: Option<String>) {
+        let threshold = self.shared.config.slow_threshold;
+        if error.is_none() && coarse::surely_shorter(self.coarse_started, threshold) {
+            // A quick success records nothing more: no precise reading.
+            return;
+        }
         let at = Instant::now();
         let duration = at.saturating_duration_since(self.started);
-        if error.is_none() && duration < self.shared.config.slow_threshold {
+        if error.is_none() && duration < threshold {
             return;
         }
         self.shared.push(Record {

@@ -45,6 +45,7 @@
 #![forbid(unsafe_code)]
 
 mod builder;
+mod coarse;
 mod command;
 pub mod context;
 mod delivery;
