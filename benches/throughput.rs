@@ -67,35 +67,51 @@ fn peak_rss_kib() -> Option<u64> {
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
-/// Two threads record as fast as they can for `window`.
-fn enqueue_two_threads(window: Duration) {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let telemetry = builder(dir.path()).transport(Discard).start();
-    let started = Instant::now();
-    std::thread::scope(|scope| {
-        for _ in 0..2 {
-            scope.spawn(|| {
-                let mut i = 0_u64;
-                while started.elapsed() < window {
-                    for _ in 0..1000 {
-                        let _ = black_box(instrumented(black_box(i)));
-                        i += 1;
+/// Two threads record as fast as they can, for `window` or until `room`
+/// events are in: with a queue large enough that nothing is dropped, this
+/// is the rate at which callers enqueue (the worker drains concurrently).
+/// Then the same with the default queue (1,000) kept full: what is
+/// accepted then is what the worker drains, the rest dropped and counted.
+fn enqueue_two_threads(window: Duration, room: usize) {
+    for (label, capacity, per_thread) in [
+        ("room for all", room, (room / 2) as u64),
+        (
+            "default queue, saturated",
+            devsy_telemetry::DEFAULT_QUEUE_CAPACITY,
+            u64::MAX,
+        ),
+    ] {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let telemetry = builder(dir.path())
+            .transport(Discard)
+            .queue_capacity(capacity)
+            .start();
+        let started = Instant::now();
+        std::thread::scope(|scope| {
+            for _ in 0..2 {
+                scope.spawn(|| {
+                    let mut i = 0_u64;
+                    while i < per_thread && started.elapsed() < window {
+                        for _ in 0..1000 {
+                            let _ = black_box(instrumented(black_box(i)));
+                            i += 1;
+                        }
                     }
-                }
-            });
-        }
-    });
-    let elapsed = started.elapsed();
-    let _ = telemetry.flush(Duration::from_secs(10));
-    let stats = telemetry.stats();
-    let offered = stats.recorded + stats.dropped_queue_full;
-    println!(
-        "enqueue, 2 threads: {:.0} events/s accepted, {:.0} offered/s ({} accepted, {} dropped as the queue was full, in {elapsed:.2?})",
-        stats.recorded as f64 / elapsed.as_secs_f64(),
-        offered as f64 / elapsed.as_secs_f64(),
-        stats.recorded,
-        stats.dropped_queue_full,
-    );
+                });
+            }
+        });
+        let elapsed = started.elapsed();
+        let _ = telemetry.flush(Duration::from_secs(30));
+        let stats = telemetry.stats();
+        let offered = stats.recorded + stats.dropped_queue_full;
+        println!(
+            "enqueue, 2 threads, {label}: {:.0} events/s accepted, {:.0} offered/s ({} accepted, {} dropped as the queue was full, in {elapsed:.2?})",
+            stats.recorded as f64 / elapsed.as_secs_f64(),
+            offered as f64 / elapsed.as_secs_f64(),
+            stats.recorded,
+            stats.dropped_queue_full,
+        );
+    }
 }
 
 /// Events delivered per second to a loopback server, the queue kept full.
@@ -172,6 +188,6 @@ fn main() {
     allocations_when_off(1_000_000);
     // First, while the peak is still this process's start-up.
     memory_with_a_dead_server(1_000_000);
-    enqueue_two_threads(Duration::from_secs(2));
+    enqueue_two_threads(Duration::from_secs(2), 2_000_000);
     delivered_per_second(200_000);
 }
