@@ -1,0 +1,610 @@
+//! `report`: what the events say, per command and across the fleet.
+//!
+//! A run is a start event. A failure is a finished event with an error. A
+//! slow run is a finished success (the library sends one only when a
+//! command ran at least its slow threshold, 10 s by default) or a failure
+//! that ran 10 s or more. Durations exist only on finished events, so the
+//! percentiles describe failures and slow runs, not quick successes.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use rusqlite::{Connection, params};
+use serde::Serialize;
+
+/// A failure that ran this long counts as slow too (the library's default
+/// threshold; successes are only sent when slow).
+const SLOW_MS: i64 = 10_000;
+/// Error messages listed per command.
+const TOP_ERRORS: usize = 3;
+
+/// The whole report: what `--json` prints.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Report {
+    /// Only events at or after this time (microseconds since the epoch).
+    pub since_us: Option<u64>,
+    /// Events considered, start and finished.
+    pub events: u64,
+    /// Distinct machines among them.
+    pub machines: u64,
+    /// One entry per command, most runs first.
+    pub commands: Vec<CommandStats>,
+    /// Runs (start events) by property.
+    pub breakdowns: Breakdowns,
+}
+
+/// The figures of one command.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CommandStats {
+    pub command: String,
+    /// Start events.
+    pub runs: u64,
+    /// Distinct machines that ran it.
+    pub machines: u64,
+    /// Finished events with an error.
+    pub failures: u64,
+    /// `failures / runs`; `None` without runs.
+    pub failure_rate: Option<f64>,
+    /// Finished successes, and failures that ran 10 s or more.
+    pub slow: u64,
+    /// Median `duration_ms` over finished events.
+    pub p50_ms: Option<u64>,
+    /// 95th percentile of `duration_ms` over finished events.
+    pub p95_ms: Option<u64>,
+    /// The most frequent error messages, most frequent first.
+    pub top_errors: Vec<Count>,
+}
+
+/// A value and how often it was seen.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Count {
+    pub value: String,
+    pub count: u64,
+}
+
+/// Runs by version, platform, provider, IDE and by who ran them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Breakdowns {
+    pub version: Vec<Count>,
+    /// `os/arch`.
+    pub platform: Vec<Count>,
+    pub provider: Vec<Count>,
+    pub ide: Vec<Count>,
+    /// `desktop` or `cli`.
+    pub client: Vec<Count>,
+}
+
+/// Builds the report from the database.
+pub fn build(conn: &Connection, since_us: Option<u64>) -> rusqlite::Result<Report> {
+    let since = since_us.map_or(0, |s| i64::try_from(s).unwrap_or(i64::MAX));
+    let (events, machines): (i64, i64) = conn.query_row(
+        "SELECT COUNT(*), COUNT(DISTINCT machine_id) FROM events WHERE timestamp_us >= ?1",
+        [since],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+
+    let mut commands: BTreeMap<String, CommandStats> = BTreeMap::new();
+
+    let mut stmt = conn.prepare(
+        "SELECT command, COUNT(*), COUNT(DISTINCT machine_id) FROM events
+         WHERE finished = 0 AND timestamp_us >= ?1 GROUP BY command",
+    )?;
+    let mut rows = stmt.query([since])?;
+    while let Some(row) = rows.next()? {
+        let stats = stats_for(&mut commands, row.get(0)?);
+        stats.runs = count(row.get(1)?);
+        stats.machines = count(row.get(2)?);
+    }
+
+    let mut stmt = conn.prepare(
+        "SELECT command, SUM(error IS NOT NULL), SUM(error IS NULL OR duration_ms >= ?2)
+         FROM events WHERE finished = 1 AND timestamp_us >= ?1 GROUP BY command",
+    )?;
+    let mut rows = stmt.query(params![since, SLOW_MS])?;
+    while let Some(row) = rows.next()? {
+        let stats = stats_for(&mut commands, row.get(0)?);
+        stats.failures = count(row.get(1)?);
+        stats.slow = count(row.get(2)?);
+    }
+
+    // Percentiles by nearest rank over each command's sorted durations.
+    let mut stmt = conn.prepare(
+        "SELECT command, duration_ms FROM events
+         WHERE finished = 1 AND timestamp_us >= ?1 ORDER BY command, duration_ms",
+    )?;
+    let mut rows = stmt.query([since])?;
+    let mut durations: BTreeMap<String, Vec<u64>> = BTreeMap::new();
+    while let Some(row) = rows.next()? {
+        let ms: i64 = row.get(1)?;
+        durations.entry(row.get(0)?).or_default().push(count(ms));
+    }
+    for (command, sorted) in durations {
+        let stats = stats_for(&mut commands, command);
+        stats.p50_ms = percentile(&sorted, 50);
+        stats.p95_ms = percentile(&sorted, 95);
+    }
+
+    let mut stmt = conn.prepare(
+        "SELECT command, error, COUNT(*) AS n FROM events
+         WHERE error IS NOT NULL AND timestamp_us >= ?1
+         GROUP BY command, error ORDER BY command, n DESC, error",
+    )?;
+    let mut rows = stmt.query([since])?;
+    while let Some(row) = rows.next()? {
+        let stats = stats_for(&mut commands, row.get(0)?);
+        if stats.top_errors.len() < TOP_ERRORS {
+            stats.top_errors.push(Count {
+                value: row.get(1)?,
+                count: count(row.get(2)?),
+            });
+        }
+    }
+
+    let mut commands: Vec<CommandStats> = commands
+        .into_values()
+        .map(|mut stats| {
+            #[allow(clippy::cast_precision_loss)] // counts far below 2^52
+            let rate = (stats.runs > 0).then(|| stats.failures as f64 / stats.runs as f64);
+            stats.failure_rate = rate;
+            stats
+        })
+        .collect();
+    commands.sort_by(|a, b| b.runs.cmp(&a.runs).then_with(|| a.command.cmp(&b.command)));
+
+    let breakdowns = Breakdowns {
+        version: counts(conn, "version", since)?,
+        platform: counts(conn, "os || '/' || arch", since)?,
+        provider: counts(conn, "COALESCE(provider, '(none)')", since)?,
+        ide: counts(conn, "COALESCE(ide, '(none)')", since)?,
+        client: counts(
+            conn,
+            "CASE desktop WHEN 1 THEN 'desktop' ELSE 'cli' END",
+            since,
+        )?,
+    };
+    Ok(Report {
+        since_us,
+        events: count(events),
+        machines: count(machines),
+        commands,
+        breakdowns,
+    })
+}
+
+fn stats_for(commands: &mut BTreeMap<String, CommandStats>, command: String) -> &mut CommandStats {
+    commands
+        .entry(command.clone())
+        .or_insert_with(|| CommandStats {
+            command,
+            runs: 0,
+            machines: 0,
+            failures: 0,
+            failure_rate: None,
+            slow: 0,
+            p50_ms: None,
+            p95_ms: None,
+            top_errors: Vec::new(),
+        })
+}
+
+/// A count from SQLite, which has only signed integers.
+fn count(n: i64) -> u64 {
+    u64::try_from(n).unwrap_or(0)
+}
+
+/// The nearest-rank percentile of sorted values.
+fn percentile(sorted: &[u64], p: usize) -> Option<u64> {
+    if sorted.is_empty() {
+        return None;
+    }
+    let rank = (p * sorted.len()).div_ceil(100).max(1);
+    sorted.get(rank - 1).copied()
+}
+
+/// Runs (start events) grouped by `expression`, a fixed SQL expression
+/// over the columns (never user input).
+fn counts(conn: &Connection, expression: &str, since: i64) -> rusqlite::Result<Vec<Count>> {
+    let sql = format!(
+        "SELECT {expression} AS value, COUNT(*) AS n FROM events
+         WHERE finished = 0 AND timestamp_us >= ?1 GROUP BY value ORDER BY n DESC, value"
+    );
+    let mut stmt = conn.prepare(&sql)?;
+    let rows = stmt.query_map([since], |r| {
+        Ok(Count {
+            value: r.get(0)?,
+            count: count(r.get(1)?),
+        })
+    })?;
+    rows.collect()
+}
+
+/// The report as plain text tables.
+pub fn render(report: &Report) -> String {
+    let mut out = String::new();
+    let since = report
+        .since_us
+        .map_or_else(String::new, |us| format!(" since {}", format_date(us)));
+    let plural = |n: u64, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
+    let _ = writeln!(
+        out,
+        "{} from {}{since}",
+        plural(report.events, "event", "events"),
+        plural(report.machines, "machine", "machines")
+    );
+    if report.commands.is_empty() {
+        out.push_str("no events yet\n");
+        return out;
+    }
+    out.push('\n');
+    let header = [
+        "COMMAND", "RUNS", "MACHINES", "FAILURES", "FAIL %", "SLOW", "P50 MS", "P95 MS",
+    ];
+    let rows: Vec<[String; 8]> = report
+        .commands
+        .iter()
+        .map(|c| {
+            [
+                c.command.clone(),
+                c.runs.to_string(),
+                c.machines.to_string(),
+                c.failures.to_string(),
+                c.failure_rate
+                    .map_or_else(|| "-".into(), |r| format!("{:.1}", r * 100.0)),
+                c.slow.to_string(),
+                c.p50_ms.map_or_else(|| "-".into(), |v| v.to_string()),
+                c.p95_ms.map_or_else(|| "-".into(), |v| v.to_string()),
+            ]
+        })
+        .collect();
+    table(&mut out, &header, &rows);
+
+    let failing: Vec<&CommandStats> = report
+        .commands
+        .iter()
+        .filter(|c| !c.top_errors.is_empty())
+        .collect();
+    if !failing.is_empty() {
+        out.push_str("\nTop errors\n");
+        for c in failing {
+            let _ = writeln!(out, "  {}", c.command);
+            for e in &c.top_errors {
+                let _ = writeln!(out, "    {:>5}  {}", e.count, one_line(&e.value));
+            }
+        }
+    }
+
+    let b = &report.breakdowns;
+    for (title, counts) in [
+        ("Runs by version", &b.version),
+        ("Runs by os/arch", &b.platform),
+        ("Runs by provider", &b.provider),
+        ("Runs by IDE", &b.ide),
+        ("Runs by client (desktop app or CLI)", &b.client),
+    ] {
+        if counts.is_empty() {
+            continue;
+        }
+        let _ = writeln!(out, "\n{title}");
+        let width = counts.iter().map(|c| c.value.len()).max().unwrap_or(0);
+        for c in counts {
+            let _ = writeln!(out, "  {:<width$}  {:>6}", c.value, c.count);
+        }
+    }
+    out
+}
+
+/// Columns padded to their widest cell; the first left-aligned, the rest right.
+fn table<const N: usize>(out: &mut String, header: &[&str; N], rows: &[[String; N]]) {
+    let mut widths = header.map(str::len);
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |out: &mut String, cells: &mut dyn Iterator<Item = &str>| {
+        let mut first = true;
+        for (cell, width) in cells.zip(widths) {
+            if first {
+                let _ = write!(out, "{cell:<width$}");
+                first = false;
+            } else {
+                let _ = write!(out, "  {cell:>width$}");
+            }
+        }
+        out.push('\n');
+    };
+    line(out, &mut header.iter().copied());
+    for row in rows {
+        line(out, &mut row.iter().map(String::as_str));
+    }
+}
+
+/// An error message on one line, for the table.
+fn one_line(text: &str) -> String {
+    text.replace('\n', " ⏎ ")
+}
+
+/// `YYYY-MM-DD HH:MM UTC`.
+fn format_date(micros: u64) -> String {
+    let secs = micros / 1_000_000;
+    let days = i64::try_from(secs / 86_400).unwrap_or(0);
+    let (y, m, d) = civil_from_days(days);
+    let rem = secs % 86_400;
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02} UTC",
+        rem / 3600,
+        rem % 3600 / 60
+    )
+}
+
+/// Parses `--since`: a date (`2026-11-01`, midnight UTC), a UTC time
+/// (`2026-11-01T08:30:00Z`), or a span back from `now` (`7d`, `12h`).
+pub fn parse_since(text: &str, now: SystemTime) -> Result<u64, String> {
+    let now_us = now
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX));
+    let bad = || {
+        format!(
+            "'{text}' is not a date (2026-11-01), a UTC time (2026-11-01T08:30:00Z) or a span back (7d, 12h)"
+        )
+    };
+    if let Some((number, unit)) = text
+        .strip_suffix('d')
+        .map(|n| (n, 86_400))
+        .or_else(|| text.strip_suffix('h').map(|n| (n, 3_600)))
+    {
+        let n: u64 = number.parse().map_err(|_| bad())?;
+        let back = Duration::from_secs(n.saturating_mul(unit));
+        return Ok(now_us.saturating_sub(u64::try_from(back.as_micros()).unwrap_or(u64::MAX)));
+    }
+    let (date, time) = match text.split_once('T') {
+        Some((date, time)) => (date, Some(time.strip_suffix('Z').ok_or_else(bad)?)),
+        None => (text, None),
+    };
+    let parts: Vec<&str> = date.split('-').collect();
+    let [y, m, d] = parts.as_slice() else {
+        return Err(bad());
+    };
+    let (y, m, d): (i64, u32, u32) = (
+        y.parse().map_err(|_| bad())?,
+        m.parse().map_err(|_| bad())?,
+        d.parse().map_err(|_| bad())?,
+    );
+    if !(1970..=9999).contains(&y) || !(1..=12).contains(&m) || d < 1 || d > days_in_month(y, m) {
+        return Err(bad());
+    }
+    let mut secs = u64::try_from(days_from_civil(y, m, d)).map_err(|_| bad())? * 86_400;
+    if let Some(time) = time {
+        let parts: Vec<&str> = time.split(':').collect();
+        let [h, min, s] = parts.as_slice() else {
+            return Err(bad());
+        };
+        let (h, min, s): (u64, u64, u64) = (
+            h.parse().map_err(|_| bad())?,
+            min.parse().map_err(|_| bad())?,
+            s.parse().map_err(|_| bad())?,
+        );
+        if h > 23 || min > 59 || s > 59 {
+            return Err(bad());
+        }
+        secs += h * 3600 + min * 60 + s;
+    }
+    Ok(secs * 1_000_000)
+}
+
+fn days_in_month(y: i64, m: u32) -> u32 {
+    match m {
+        2 if (y % 4 == 0 && y % 100 != 0) || y % 400 == 0 => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's
+/// algorithm).
+fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let m = i64::from(m);
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(d) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// The inverse of [`days_from_civil`].
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = u32::try_from(doy - (153 * mp + 2) / 5 + 1).unwrap_or(1);
+    let m = u32::try_from(if mp < 10 { mp + 3 } else { mp - 9 }).unwrap_or(1);
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{self, Sync};
+    use crate::wire::Row;
+
+    const DAY_US: u64 = 86_400_000_000;
+    const T0: u64 = 1_795_000_000_000_000;
+
+    fn row(machine: u8, command: &str, ts: u64) -> Row {
+        Row {
+            kind: "devsy_cli".into(),
+            machine_id: format!("{machine:02x}").repeat(32),
+            timestamp_us: ts,
+            command: command.into(),
+            provider: Some("docker".into()),
+            source_type: None,
+            ide: None,
+            desktop: false,
+            version: "v0.5.29".into(),
+            error: None,
+            duration_ms: None,
+            arch: "amd64".into(),
+            os: "linux".into(),
+        }
+    }
+
+    fn finished(mut row: Row, ms: u64, error: Option<&str>) -> Row {
+        row.timestamp_us += ms * 1000;
+        row.duration_ms = Some(ms);
+        row.error = error.map(str::to_string);
+        row
+    }
+
+    fn database(
+        rows: &[Row],
+    ) -> Result<(tempfile::TempDir, Connection), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("r.db");
+        let mut conn = store::open_for_writing(&path, Sync::Normal)?;
+        store::insert(&mut conn, rows)?;
+        Ok((dir, conn))
+    }
+
+    #[test]
+    fn counts_runs_machines_failures_slow_runs_and_percentiles()
+    -> Result<(), Box<dyn std::error::Error>> {
+        let up = |m: u8, i: u64| row(m, "devsy up", T0 + i * 1_000_000);
+        let mut rows = vec![];
+        for i in 0..4 {
+            rows.push(up(1, i));
+        }
+        rows.push(up(2, 10));
+        rows.push(finished(up(1, 0), 120, Some("no source")));
+        rows.push(finished(up(1, 1), 80, Some("no source")));
+        rows.push(finished(up(2, 10), 20_000, Some("timeout")));
+        rows.push(finished(up(1, 2), 12_000, None));
+        rows.push(row(3, "devsy provider list", T0));
+        let (_dir, conn) = database(&rows)?;
+
+        let report = build(&conn, None)?;
+        assert_eq!((report.events, report.machines), (10, 3));
+        let up = &report.commands[0];
+        assert_eq!(up.command, "devsy up");
+        assert_eq!((up.runs, up.machines, up.failures, up.slow), (5, 2, 3, 2));
+        assert_eq!(up.failure_rate, Some(0.6));
+        assert_eq!((up.p50_ms, up.p95_ms), (Some(120), Some(20_000)));
+        assert_eq!(
+            up.top_errors,
+            [
+                Count {
+                    value: "no source".into(),
+                    count: 2
+                },
+                Count {
+                    value: "timeout".into(),
+                    count: 1
+                }
+            ]
+        );
+        let list = &report.commands[1];
+        assert_eq!((list.runs, list.failures, list.p50_ms), (1, 0, None));
+        assert_eq!(
+            report.breakdowns.client,
+            [Count {
+                value: "cli".into(),
+                count: 6
+            }]
+        );
+        assert_eq!(
+            report.breakdowns.ide,
+            [Count {
+                value: "(none)".into(),
+                count: 6
+            }]
+        );
+        assert_eq!(
+            report.breakdowns.platform,
+            [Count {
+                value: "linux/amd64".into(),
+                count: 6
+            }]
+        );
+
+        let text = render(&report);
+        assert!(text.contains("devsy up"), "{text}");
+        assert!(text.contains("60.0"), "{text}");
+        assert!(text.contains("no source"), "{text}");
+        Ok(())
+    }
+
+    #[test]
+    fn since_leaves_out_older_events() -> Result<(), Box<dyn std::error::Error>> {
+        let rows = [row(1, "devsy up", T0), row(1, "devsy up", T0 + 2 * DAY_US)];
+        let (_dir, conn) = database(&rows)?;
+        let report = build(&conn, Some(T0 + DAY_US))?;
+        assert_eq!(report.events, 1);
+        assert_eq!(report.commands[0].runs, 1);
+        assert!(render(&report).contains("since"), "names the window");
+        Ok(())
+    }
+
+    #[test]
+    fn an_empty_database_says_so() -> Result<(), Box<dyn std::error::Error>> {
+        let (_dir, conn) = database(&[])?;
+        let report = build(&conn, None)?;
+        assert!(report.commands.is_empty());
+        assert!(render(&report).contains("no events yet"));
+        Ok(())
+    }
+
+    #[test]
+    fn percentiles_by_nearest_rank() {
+        assert_eq!(percentile(&[], 50), None);
+        assert_eq!(percentile(&[7], 95), Some(7));
+        let hundred: Vec<u64> = (1..=100).collect();
+        assert_eq!(percentile(&hundred, 50), Some(50));
+        assert_eq!(percentile(&hundred, 95), Some(95));
+        assert_eq!(percentile(&[1, 2, 3, 4], 50), Some(2));
+    }
+
+    #[test]
+    fn since_accepts_dates_times_and_spans() {
+        let now = UNIX_EPOCH + Duration::from_secs(1_795_000_000);
+        assert_eq!(parse_since("2026-11-01", now), Ok(1_793_491_200_000_000));
+        assert_eq!(
+            parse_since("2026-11-01T08:30:00Z", now),
+            Ok(1_793_491_200_000_000 + 30_600_000_000)
+        );
+        assert_eq!(
+            parse_since("2d", now),
+            Ok(1_795_000_000_000_000 - 2 * DAY_US)
+        );
+        assert_eq!(
+            parse_since("12h", now),
+            Ok(1_795_000_000_000_000 - DAY_US / 2)
+        );
+        for bad in [
+            "yesterday",
+            "2026-13-01",
+            "2026-02-30",
+            "2026-11-01T25:00:00Z",
+            "7w",
+            "",
+            "2026-11-01T08:30:00",
+        ] {
+            let error = parse_since(bad, now).expect_err(bad);
+            assert!(error.contains("is not a date"), "{error}");
+        }
+    }
+
+    #[test]
+    fn dates_round_trip_through_days() {
+        for days in [-1, 0, 59, 365, 11_016, 20_758, 2_932_896] {
+            let (y, m, d) = civil_from_days(days);
+            assert_eq!(days_from_civil(y, m, d), days, "{y}-{m}-{d}");
+        }
+        assert_eq!(format_date(1_793_491_200_000_000), "2026-11-01 00:00 UTC");
+    }
+}

@@ -1,0 +1,225 @@
+//! `serve`: the HTTP side. `POST /v1/insert` checks a batch in full, hands
+//! it to the writer and answers only once it is committed; `GET /healthz`
+//! says the service is up. SIGINT and SIGTERM stop taking connections and
+//! finish the requests in flight before the process exits.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::SystemTime;
+
+use axum::Router;
+use axum::body::{Body, to_bytes};
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::store::{self, Job, Sync};
+use crate::wire::{self, MAX_BODY};
+
+/// Where and how to serve.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub listen: SocketAddr,
+    pub db: PathBuf,
+    pub sync: Sync,
+}
+
+#[derive(Clone)]
+struct App {
+    writer: mpsc::Sender<Job>,
+    stored: Arc<AtomicU64>,
+}
+
+/// A JSON answer with its status.
+fn answer(status: StatusCode, body: &impl serde::Serialize) -> Response {
+    let json = serde_json::to_vec(body).unwrap_or_else(|_| b"{}".to_vec());
+    (
+        status,
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        json,
+    )
+        .into_response()
+}
+
+fn problem(status: StatusCode, error: &str) -> Response {
+    answer(status, &serde_json::json!({ "error": error }))
+}
+
+/// `application/json`, with or without parameters such as `charset`.
+fn is_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|mime| mime.trim().eq_ignore_ascii_case("application/json"))
+}
+
+async fn insert(State(app): State<App>, headers: HeaderMap, body: Body) -> Response {
+    if !is_json(&headers) {
+        return problem(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "expected Content-Type: application/json",
+        );
+    }
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > MAX_BODY as u64) {
+        return too_large();
+    }
+    let Ok(bytes) = to_bytes(body, MAX_BODY).await else {
+        // Over the limit while reading (no or a false Content-Length), or
+        // the client went away: either way nothing is stored.
+        return too_large();
+    };
+    let rows = match wire::validate(&bytes, SystemTime::now()) {
+        Ok(rows) => rows,
+        Err(rejection) => return answer(StatusCode::BAD_REQUEST, &rejection),
+    };
+    if rows.is_empty() {
+        return answer(
+            StatusCode::OK,
+            &store::Stored {
+                stored: 0,
+                duplicates: 0,
+            },
+        );
+    }
+    let (reply, done) = oneshot::channel();
+    if app.writer.send(Job { rows, reply }).await.is_err() {
+        return problem(StatusCode::SERVICE_UNAVAILABLE, "shutting down");
+    }
+    match done.await {
+        Ok(Ok(stored)) => {
+            app.stored
+                .fetch_add(stored.stored as u64, Ordering::Relaxed);
+            answer(StatusCode::OK, &stored)
+        }
+        // Not stored: the client keeps the batch and tries again.
+        Ok(Err(_)) | Err(_) => problem(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the batch could not be stored; try again",
+        ),
+    }
+}
+
+fn too_large() -> Response {
+    problem(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        &format!("the body is over {MAX_BODY} bytes"),
+    )
+}
+
+async fn healthz() -> Response {
+    answer(StatusCode::OK, &serde_json::json!({ "status": "ok" }))
+}
+
+async fn not_found() -> Response {
+    problem(
+        StatusCode::NOT_FOUND,
+        "no such path: POST /v1/insert, GET /healthz",
+    )
+}
+
+async fn method_not_allowed() -> Response {
+    problem(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method not allowed: POST /v1/insert, GET /healthz",
+    )
+}
+
+fn router(app: App) -> Router {
+    Router::new()
+        .route("/v1/insert", post(insert))
+        .route("/healthz", get(healthz))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(app)
+}
+
+/// What a finished `serve` did.
+#[derive(Debug, Clone, Copy)]
+pub struct Summary {
+    /// Events stored during this run.
+    pub stored: u64,
+}
+
+/// Serves until `shutdown` resolves, then finishes the requests in flight,
+/// lets the writer commit what it was given, and returns. `ready` gets the
+/// bound address (useful with port 0).
+pub fn serve(
+    options: &Options,
+    ready: impl FnOnce(SocketAddr),
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<Summary, Box<dyn std::error::Error>> {
+    let conn = store::open_for_writing(&options.db, options.sync)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_io()
+        .enable_time()
+        .thread_name("collector-http")
+        .build()?;
+    let listener = runtime
+        .block_on(tokio::net::TcpListener::bind(options.listen))
+        .map_err(|e| format!("cannot listen on {}: {e}", options.listen))?;
+    let address = listener.local_addr()?;
+    let (writer, handle) = store::spawn_writer(conn)?;
+    let stored = Arc::new(AtomicU64::new(0));
+    let app = router(App {
+        writer,
+        stored: Arc::clone(&stored),
+    });
+    ready(address);
+    let served = runtime.block_on(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown)
+            .await
+    });
+    // Every request has been answered and the router (with its senders) is
+    // gone: the writer drains what it was given and stops.
+    drop(runtime);
+    if handle.join().is_err() {
+        return Err("the database writer panicked".into());
+    }
+    served?;
+    Ok(Summary {
+        stored: stored.load(Ordering::Relaxed),
+    })
+}
+
+/// Resolves on the first SIGINT or SIGTERM.
+#[cfg(unix)]
+pub async fn signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+
+    let (Ok(mut interrupt), Ok(mut terminate)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
+        eprintln!("devsy-collector: cannot watch for signals; stop it with SIGKILL");
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = interrupt.recv() => {}
+        _ = terminate.recv() => {}
+    }
+    eprintln!("devsy-collector: stopping: finishing the requests in flight");
+}
+
+/// Resolves on the first Ctrl-C.
+#[cfg(not(unix))]
+pub async fn signal() {
+    if tokio::signal::ctrl_c().await.is_err() {
+        eprintln!("devsy-collector: cannot watch for Ctrl-C");
+        return std::future::pending().await;
+    }
+    eprintln!("devsy-collector: stopping: finishing the requests in flight");
+}

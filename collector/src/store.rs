@@ -1,0 +1,348 @@
+//! The SQLite database: its schema, the writer that stores batches, and the
+//! read-only connection the report uses.
+//!
+//! One writer thread owns the only writing connection: SQLite takes one
+//! writer at a time anyway, and a queue in front of it is fairer and faster
+//! than connections retrying on `SQLITE_BUSY`. Each batch is one
+//! transaction, committed before the request is answered.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use rusqlite::{Connection, OpenFlags, params};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::wire::Row;
+
+/// The schema this build writes; a database from a newer build is refused.
+const SCHEMA_VERSION: i64 = 1;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS events (
+    id           INTEGER PRIMARY KEY,
+    received_us  INTEGER NOT NULL,
+    type         TEXT    NOT NULL,
+    machine_id   TEXT    NOT NULL,
+    timestamp_us INTEGER NOT NULL,
+    command      TEXT    NOT NULL,
+    finished     INTEGER NOT NULL,
+    provider     TEXT,
+    source_type  TEXT,
+    ide          TEXT,
+    desktop      INTEGER NOT NULL,
+    version      TEXT    NOT NULL,
+    error        TEXT,
+    duration_ms  INTEGER,
+    arch         TEXT    NOT NULL,
+    os           TEXT    NOT NULL
+);
+-- A client resends a batch whose answer it did not see: the same event
+-- (machine, microsecond, command, start or finish) is kept once.
+CREATE UNIQUE INDEX IF NOT EXISTS events_identity
+    ON events (machine_id, timestamp_us, command, finished);
+CREATE INDEX IF NOT EXISTS events_time ON events (timestamp_us);
+";
+
+const INSERT: &str = "
+INSERT OR IGNORE INTO events (received_us, type, machine_id, timestamp_us, command, finished,
+    provider, source_type, ide, desktop, version, error, duration_ms, arch, os)
+VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)";
+
+/// How hard a commit is made durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Sync {
+    /// Survives the collector being killed at any moment (SQLite WAL with
+    /// `synchronous=NORMAL`); a power loss may take the last commits.
+    Normal,
+    /// Survives a power loss too: one fsync per batch (`synchronous=FULL`).
+    Full,
+}
+
+/// A database that cannot be opened or used.
+#[derive(Debug)]
+pub struct StoreError {
+    path: PathBuf,
+    problem: Problem,
+}
+
+#[derive(Debug)]
+enum Problem {
+    Sqlite(rusqlite::Error),
+    /// Opened, but not usable by this build.
+    Refused(String),
+}
+
+impl StoreError {
+    fn refused(path: &Path, why: String) -> Self {
+        Self {
+            path: path.to_path_buf(),
+            problem: Problem::Refused(why),
+        }
+    }
+}
+
+impl fmt::Display for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let path = self.path.display();
+        match &self.problem {
+            Problem::Sqlite(e) => write!(f, "database {path}: {e}"),
+            Problem::Refused(why) => write!(f, "database {path}: {why}"),
+        }
+    }
+}
+
+impl std::error::Error for StoreError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match &self.problem {
+            Problem::Sqlite(e) => Some(e),
+            Problem::Refused(_) => None,
+        }
+    }
+}
+
+fn at(path: &Path) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
+    move |source| StoreError {
+        path: path.to_path_buf(),
+        problem: Problem::Sqlite(source),
+    }
+}
+
+/// Opens (creating if needed) the database for writing: WAL mode, the
+/// schema, and a check that it is not from a newer build.
+pub fn open_for_writing(path: &Path, sync: Sync) -> Result<Connection, StoreError> {
+    let err = at(path);
+    let conn = Connection::open(path).map_err(&err)?;
+    conn.busy_timeout(Duration::from_secs(5)).map_err(&err)?;
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))
+        .map_err(&err)?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(StoreError::refused(
+            path,
+            format!("cannot use write-ahead logging (journal mode is {mode})"),
+        ));
+    }
+    let level = match sync {
+        Sync::Normal => "NORMAL",
+        Sync::Full => "FULL",
+    };
+    conn.pragma_update(None, "synchronous", level)
+        .map_err(&err)?;
+    let version: i64 = conn
+        .query_row("PRAGMA user_version", [], |row| row.get(0))
+        .map_err(&err)?;
+    if version > SCHEMA_VERSION {
+        return Err(StoreError::refused(
+            path,
+            format!("schema version {version} is newer than this collector's ({SCHEMA_VERSION})"),
+        ));
+    }
+    conn.execute_batch(SCHEMA).map_err(&err)?;
+    conn.pragma_update(None, "user_version", SCHEMA_VERSION)
+        .map_err(&err)?;
+    Ok(conn)
+}
+
+/// Opens an existing database read-only, for the report.
+pub fn open_for_reading(path: &Path) -> Result<Connection, StoreError> {
+    let err = at(path);
+    if !path.exists() {
+        return Err(StoreError::refused(path, "no such file".into()));
+    }
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(&err)?;
+    conn.busy_timeout(Duration::from_secs(5)).map_err(&err)?;
+    let version: i64 = conn
+        .query_row("PRAGMA user_version", [], |row| row.get(0))
+        .map_err(&err)?;
+    if version != SCHEMA_VERSION {
+        return Err(StoreError::refused(
+            path,
+            format!("not a devsy-collector database of schema {SCHEMA_VERSION} (found {version})"),
+        ));
+    }
+    Ok(conn)
+}
+
+/// What storing one batch did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct Stored {
+    /// Events newly stored.
+    pub stored: usize,
+    /// Events already stored by an earlier request (a client's resend).
+    pub duplicates: usize,
+}
+
+/// Stores `rows` in one transaction: all of them or, on error, none.
+pub fn insert(conn: &mut Connection, rows: &[Row]) -> rusqlite::Result<Stored> {
+    let received = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX));
+    let tx = conn.transaction()?;
+    let mut stored = 0;
+    {
+        let mut insert = tx.prepare_cached(INSERT)?;
+        for row in rows {
+            stored += insert.execute(params![
+                received,
+                row.kind,
+                row.machine_id,
+                i64::try_from(row.timestamp_us).unwrap_or(i64::MAX),
+                row.command,
+                row.finished(),
+                row.provider,
+                row.source_type,
+                row.ide,
+                row.desktop,
+                row.version,
+                row.error,
+                row.duration_ms
+                    .map(|ms| i64::try_from(ms).unwrap_or(i64::MAX)),
+                row.arch,
+                row.os,
+            ])?;
+        }
+    }
+    tx.commit()?;
+    Ok(Stored {
+        stored,
+        duplicates: rows.len() - stored,
+    })
+}
+
+/// A batch for the writer, and where to send what became of it.
+pub struct Job {
+    pub rows: Vec<Row>,
+    pub reply: oneshot::Sender<Result<Stored, String>>,
+}
+
+/// Batches waiting for the writer; beyond this, requests wait to enqueue.
+const QUEUE: usize = 256;
+
+/// Starts the writer thread on `conn`. It stores jobs in order until every
+/// sender is dropped, then returns the connection's last error, if any.
+pub fn spawn_writer(
+    mut conn: Connection,
+) -> std::io::Result<(mpsc::Sender<Job>, std::thread::JoinHandle<()>)> {
+    let (tx, mut rx) = mpsc::channel::<Job>(QUEUE);
+    let handle = std::thread::Builder::new()
+        .name("collector-writer".into())
+        .spawn(move || {
+            while let Some(job) = rx.blocking_recv() {
+                let result = insert(&mut conn, &job.rows).map_err(|e| e.to_string());
+                if let Err(e) = &result {
+                    eprintln!("devsy-collector: storing a batch failed: {e}");
+                }
+                // The client may have gone; what was committed stays.
+                let _ = job.reply.send(result);
+            }
+            if let Err((_, e)) = conn.close() {
+                eprintln!("devsy-collector: closing the database: {e}");
+            }
+        })?;
+    Ok((tx, handle))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(timestamp_us: u64) -> Row {
+        Row {
+            kind: "devsy_cli".into(),
+            machine_id: "ab".repeat(32),
+            timestamp_us,
+            command: "devsy provider list".into(),
+            provider: None,
+            source_type: None,
+            ide: None,
+            desktop: false,
+            version: "v0.5.29".into(),
+            error: None,
+            duration_ms: None,
+            arch: "amd64".into(),
+            os: "linux".into(),
+        }
+    }
+
+    fn count(conn: &Connection) -> i64 {
+        conn.query_row("SELECT COUNT(*) FROM events", [], |r| r.get(0))
+            .expect("count")
+    }
+
+    #[test]
+    fn stores_a_batch_and_keeps_a_resent_event_once() -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("t.db");
+        let mut conn = open_for_writing(&path, Sync::Normal)?;
+        let first = insert(&mut conn, &[row(1), row(2)])?;
+        assert_eq!(
+            first,
+            Stored {
+                stored: 2,
+                duplicates: 0
+            }
+        );
+        let again = insert(&mut conn, &[row(2), row(3)])?;
+        assert_eq!(
+            again,
+            Stored {
+                stored: 1,
+                duplicates: 1
+            }
+        );
+        assert_eq!(count(&conn), 3);
+        let mut finished = row(3);
+        finished.duration_ms = Some(5);
+        assert_eq!(
+            insert(&mut conn, &[finished])?.stored,
+            1,
+            "a finish is not its start"
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn the_journal_is_write_ahead_and_reopening_keeps_everything()
+    -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("t.db");
+        let mut conn = open_for_writing(&path, Sync::Full)?;
+        insert(&mut conn, &[row(1)])?;
+        let mode: String = conn.query_row("PRAGMA journal_mode", [], |r| r.get(0))?;
+        assert_eq!(mode, "wal");
+        drop(conn);
+        let conn = open_for_writing(&path, Sync::Normal)?;
+        assert_eq!(count(&conn), 1);
+        let reader = open_for_reading(&path)?;
+        assert_eq!(count(&reader), 1);
+        Ok(())
+    }
+
+    #[test]
+    fn a_database_from_a_newer_build_or_another_program_is_refused()
+    -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let newer = dir.path().join("newer.db");
+        Connection::open(&newer)?.pragma_update(None, "user_version", SCHEMA_VERSION + 1)?;
+        let error = open_for_writing(&newer, Sync::Normal).expect_err("newer schema");
+        assert!(error.to_string().contains("newer"), "{error}");
+
+        let other = dir.path().join("other.db");
+        Connection::open(&other)?.execute_batch("CREATE TABLE t (x)")?;
+        let error = open_for_reading(&other).expect_err("not ours");
+        assert!(
+            error.to_string().contains("not a devsy-collector database"),
+            "{error}"
+        );
+
+        let missing = dir.path().join("missing.db");
+        assert!(open_for_reading(&missing).is_err());
+        assert!(!missing.exists(), "reading must not create a database");
+        Ok(())
+    }
+}
