@@ -1,0 +1,215 @@
+//! `POST /v1/insert` against the real binary: what is stored, what is
+//! refused (and that nothing of a refused batch is stored), resends, and
+//! concurrent clients with exact counts.
+
+mod support;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+use serde_json::json;
+use support::{
+    Collector, agent, batch, finished_event, now_micros, post, report_json, start_event, stored,
+};
+
+fn collector() -> (tempfile::TempDir, Collector) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let collector = Collector::start(&dir.path().join("t.db"));
+    (dir, collector)
+}
+
+#[test]
+fn a_batch_is_stored_and_a_resend_is_counted_as_duplicates() {
+    let (_dir, collector) = collector();
+    let agent = agent();
+    let t = now_micros();
+    let start = start_event(1, "devsy up", t);
+    let events = [
+        start.clone(),
+        finished_event(start, 1_200, Some("no provider")),
+        start_event(1, "devsy provider list", t + 1),
+    ];
+    let (status, body) = post(&agent, &collector.endpoint(), &batch(&events));
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body, json!({"stored": 3, "duplicates": 0}));
+    assert_eq!(stored(&collector.db), 3);
+
+    let (status, body) = post(&agent, &collector.endpoint(), &batch(&events));
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body, json!({"stored": 0, "duplicates": 3}));
+    assert_eq!(stored(&collector.db), 3);
+}
+
+#[test]
+fn every_rejection_names_the_problem_and_stores_nothing() {
+    let (_dir, collector) = collector();
+    let agent = agent();
+    let url = collector.endpoint();
+    let good = start_event(1, "devsy up", now_micros());
+    let with = |edit: &dyn Fn(&mut serde_json::Value)| {
+        let mut bad = good.clone();
+        edit(&mut bad);
+        batch(&[good.clone(), bad])
+    };
+    let cases: Vec<(&str, Vec<u8>, Option<usize>, Option<&str>)> = vec![
+        (
+            "a machine id that is not 64 hex digits",
+            with(&|e| e["event"]["machine_id"] = json!("3ed2c7aa")),
+            Some(1),
+            Some("event.machine_id"),
+        ),
+        (
+            "a timestamp in seconds, not microseconds",
+            with(&|e| e["event"]["timestamp"] = json!(1_683_878_643_u64)),
+            Some(1),
+            Some("event.timestamp"),
+        ),
+        (
+            "a command over 256 bytes",
+            with(&|e| e["event"]["properties"]["command"] = json!("x".repeat(300))),
+            Some(1),
+            Some("event.properties.command"),
+        ),
+        (
+            "a boolean where the format has a string",
+            with(&|e| e["event"]["properties"]["desktop"] = json!(false)),
+            Some(1),
+            Some("event.properties.desktop"),
+        ),
+        (
+            "a missing field",
+            with(&|e| {
+                e["user"].as_object_mut().map(|o| o.remove("arch"));
+            }),
+            Some(1),
+            Some("user.arch"),
+        ),
+        (
+            "an unknown field",
+            with(&|e| e["user"]["email"] = json!("alice@example.com")),
+            Some(1),
+            Some("user.email"),
+        ),
+        (
+            "an error on a start event",
+            with(&|e| e["event"]["properties"]["error"] = json!("boom")),
+            Some(1),
+            Some("event.properties.error"),
+        ),
+        ("not JSON", b"{\"data\": [".to_vec(), None, None),
+        (
+            "no data",
+            br#"{"events": []}"#.to_vec(),
+            None,
+            Some("events"),
+        ),
+    ];
+    for (what, body, index, field) in cases {
+        let (status, answer) = post(&agent, &url, &body);
+        assert_eq!(status, 400, "{what}: {answer}");
+        assert_eq!(answer["index"], json!(index), "{what}: {answer}");
+        assert_eq!(answer["field"], json!(field), "{what}: {answer}");
+        assert!(
+            answer["error"].as_str().is_some_and(|e| !e.is_empty()),
+            "{what}: {answer}"
+        );
+    }
+    assert_eq!(stored(&collector.db), 0, "a refused batch stores nothing");
+}
+
+#[test]
+fn size_media_type_method_and_path_are_checked_first() {
+    let (_dir, collector) = collector();
+    let agent = agent();
+    let url = collector.endpoint();
+    let event = start_event(1, "devsy up", now_micros());
+
+    // Over 1 MiB, declared: refused before it is read.
+    let mut big = batch(&[event.clone()]);
+    big.resize(1024 * 1024 + 1, b' ');
+    let (status, answer) = post(&agent, &url, &big);
+    assert_eq!(status, 413, "{answer}");
+
+    // Over 1 MiB, chunked (no length declared): refused while reading.
+    let mut stream = TcpStream::connect(collector.address).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let head = "POST /v1/insert HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+                Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n";
+    stream.write_all(head.as_bytes()).expect("write");
+    let chunk = vec![b' '; 64 * 1024];
+    for _ in 0..17 {
+        if stream
+            .write_all(format!("{:x}\r\n", chunk.len()).as_bytes())
+            .and_then(|()| stream.write_all(&chunk))
+            .and_then(|()| stream.write_all(b"\r\n"))
+            .is_err()
+        {
+            break; // the server answered and closed: fine
+        }
+    }
+    let _ = stream.write_all(b"0\r\n\r\n");
+    let mut answer = String::new();
+    let _ = stream.read_to_string(&mut answer);
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+
+    let response = agent
+        .post(&url)
+        .header("Content-Type", "text/plain")
+        .send(batch(&[event.clone()]).as_slice())
+        .expect("response");
+    assert_eq!(response.status().as_u16(), 415);
+
+    let response = agent.get(&url).call().expect("response");
+    assert_eq!(response.status().as_u16(), 405);
+    let response = agent
+        .post(collector.url("/v1/events"))
+        .header("Content-Type", "application/json")
+        .send(batch(&[event]).as_slice())
+        .expect("response");
+    assert_eq!(response.status().as_u16(), 404);
+
+    assert_eq!(stored(&collector.db), 0);
+
+    let mut response = agent
+        .get(collector.url("/healthz"))
+        .call()
+        .expect("response");
+    assert_eq!(response.status().as_u16(), 200);
+    let body = response.body_mut().read_to_string().expect("body");
+    assert_eq!(body, r#"{"status":"ok"}"#);
+}
+
+#[test]
+fn concurrent_clients_are_all_stored_exactly() {
+    const CLIENTS: u32 = 8;
+    const BATCHES: u64 = 25;
+    const EVENTS: u64 = 40;
+    let (_dir, collector) = collector();
+    let url = collector.endpoint();
+    let t0 = now_micros();
+    std::thread::scope(|scope| {
+        for client in 0..CLIENTS {
+            let url = &url;
+            scope.spawn(move || {
+                let agent = agent();
+                for b in 0..BATCHES {
+                    let events: Vec<_> = (0..EVENTS)
+                        .map(|e| start_event(client, "devsy provider list", t0 + b * EVENTS + e))
+                        .collect();
+                    let (status, answer) = post(&agent, url, &batch(&events));
+                    assert_eq!(status, 200, "{answer}");
+                    assert_eq!(answer, json!({"stored": EVENTS, "duplicates": 0}));
+                }
+            });
+        }
+    });
+    let total = u64::from(CLIENTS) * BATCHES * EVENTS;
+    assert_eq!(stored(&collector.db), i64::try_from(total).expect("fits"));
+    let report = report_json(&collector.db);
+    assert_eq!(report["events"], json!(total));
+    assert_eq!(report["machines"], json!(CLIENTS));
+    assert_eq!(report["commands"][0]["runs"], json!(total));
+}

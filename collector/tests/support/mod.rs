@@ -1,0 +1,223 @@
+//! The real collector binary on a free loopback port, a client for it, and
+//! events in the wire format. Every wait here is bounded.
+
+#![allow(dead_code)] // each test file uses a part
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use serde_json::{Value, json};
+
+pub const BINARY: &str = env!("CARGO_BIN_EXE_devsy-collector");
+
+/// A `devsy-collector serve` process; killed when dropped.
+pub struct Collector {
+    child: Child,
+    pub address: SocketAddr,
+    pub db: PathBuf,
+}
+
+impl Collector {
+    /// Starts `serve` on port 0 with `db`, and waits (at most 10 s) for the
+    /// line that names the port.
+    pub fn start(db: &Path) -> Self {
+        let mut child = Command::new(BINARY)
+            .args(["serve", "--listen", "127.0.0.1:0", "--db"])
+            .arg(db)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start devsy-collector");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let _ = BufReader::new(stdout).read_line(&mut line);
+            let _ = tx.send(line);
+        });
+        let line = rx
+            .recv_timeout(Duration::from_secs(10))
+            .expect("the collector names its address within 10 s");
+        let address = line
+            .strip_prefix("listening on http://")
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|a| a.parse().ok())
+            .unwrap_or_else(|| panic!("unexpected first line: {line:?}"));
+        Self {
+            child,
+            address,
+            db: db.to_path_buf(),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.address)
+    }
+
+    pub fn endpoint(&self) -> String {
+        self.url("/v1/insert")
+    }
+
+    pub fn pid(&self) -> i32 {
+        i32::try_from(self.child.id()).expect("pid")
+    }
+
+    /// Sends `signal`, then waits (at most 10 s) for the process to exit.
+    pub fn stop_with(mut self, signal: rustix::process::Signal) -> (ExitStatus, String) {
+        let pid = rustix::process::Pid::from_raw(self.pid()).expect("a live pid");
+        rustix::process::kill_process(pid, signal).expect("signal the collector");
+        let status = wait_bounded(&mut self.child, Duration::from_secs(10));
+        let mut stderr = String::new();
+        if let Some(mut pipe) = self.child.stderr.take() {
+            let _ = std::io::Read::read_to_string(&mut pipe, &mut stderr);
+        }
+        (status, stderr)
+    }
+
+    /// SIGKILL: no chance to finish anything.
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = wait_bounded(&mut self.child, Duration::from_secs(10));
+    }
+}
+
+impl Drop for Collector {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn wait_bounded(child: &mut Child, limit: Duration) -> ExitStatus {
+    let started = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            return status;
+        }
+        assert!(
+            started.elapsed() < limit,
+            "the collector did not exit within {limit:?}"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// An HTTP client that reports every status as a response.
+pub fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(10)))
+        .build()
+        .new_agent()
+}
+
+/// Posts `body` as JSON; the status and the parsed answer.
+pub fn post(agent: &ureq::Agent, url: &str, body: &[u8]) -> (u16, Value) {
+    let mut response = agent
+        .post(url)
+        .header("Content-Type", "application/json")
+        .send(body)
+        .expect("a response");
+    let status = response.status().as_u16();
+    let text = response.body_mut().read_to_string().unwrap_or_default();
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+pub fn now_micros() -> u64 {
+    let d = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("after 1970");
+    u64::try_from(d.as_micros()).expect("fits")
+}
+
+/// The machine id of machine `n`: 64 hex digits.
+pub fn machine(n: u32) -> String {
+    format!("{n:08x}").repeat(8)
+}
+
+/// A start event of `command` on machine `n` at `timestamp`.
+pub fn start_event(n: u32, command: &str, timestamp: u64) -> Value {
+    let id = machine(n);
+    json!({
+        "event": {
+            "type": "devsy_cli",
+            "machine_id": id,
+            "timestamp": timestamp,
+            "properties": {
+                "command": command,
+                "provider": "docker",
+                "desktop": "false",
+                "version": "v0.5.29"
+            }
+        },
+        "user": {"machine_id": id, "arch": "amd64", "os": "linux"}
+    })
+}
+
+/// A finished event: `start` with a duration, and an error if failed.
+pub fn finished_event(mut start: Value, duration_ms: u64, error: Option<&str>) -> Value {
+    let props = &mut start["event"]["properties"];
+    props["duration_ms"] = json!(duration_ms);
+    if let Some(error) = error {
+        props["error"] = json!(error);
+    }
+    start
+}
+
+pub fn batch(events: &[Value]) -> Vec<u8> {
+    serde_json::to_vec(&json!({ "data": events })).expect("serializable")
+}
+
+/// Rows in the database, read directly.
+pub fn stored(db: &Path) -> i64 {
+    let conn =
+        rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .expect("open the database");
+    conn.query_row("SELECT COUNT(*) FROM events", [], |r| r.get(0))
+        .expect("count")
+}
+
+/// `devsy-collector report --json` on `db`.
+pub fn report_json(db: &Path) -> Value {
+    let output = Command::new(BINARY)
+        .args(["report", "--json", "--db"])
+        .arg(db)
+        .output()
+        .expect("run report");
+    assert!(
+        output.status.success(),
+        "report failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).expect("report --json prints JSON")
+}
+
+/// The devsy example binary, built next to this one by `cargo test
+/// --workspace`; built here if it is missing (a run of this package alone).
+pub fn devsy_binary() -> PathBuf {
+    let profile_dir = Path::new(BINARY).parent().expect("target dir");
+    let path = profile_dir
+        .join("examples")
+        .join(format!("devsy{}", std::env::consts::EXE_SUFFIX));
+    if !path.is_file() {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = Command::new(cargo)
+            .args([
+                "build",
+                "--quiet",
+                "-p",
+                "devsy-telemetry",
+                "--example",
+                "devsy",
+            ])
+            .status()
+            .expect("run cargo build");
+        assert!(status.success(), "cargo build --example devsy failed");
+    }
+    assert!(path.is_file(), "no devsy example at {}", path.display());
+    path
+}
