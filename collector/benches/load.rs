@@ -1,0 +1,278 @@
+//! Load on the collector over loopback (`cargo bench -p devsy-collector
+//! --bench load`): the release binary, a fresh database, and clients in
+//! this process on keep-alive connections. Client and server share the
+//! machine's cores, so the figures are a floor for a dedicated host.
+//!
+//! - sustained: closed-loop clients posting as fast as they are answered,
+//!   with batches of 100 and of 1: events per second and request latency;
+//! - paced: an open-loop schedule of requests per second (latency counted
+//!   from when each request was due, so a server that falls behind is
+//!   charged for the wait), with batches of 1 and of 100.
+//!
+//! - the same with `--sync full` (one fsync per batch).
+//!
+//! Every phase is bounded in requests and in time. Figures and goals are in
+//! the collector's README.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// Builds the collector in release (benches do not build binaries).
+fn collector_binary() -> PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = Command::new(cargo)
+        .args([
+            "build",
+            "--release",
+            "--quiet",
+            "-p",
+            "devsy-collector",
+            "--bin",
+            "devsy-collector",
+        ])
+        .current_dir(root)
+        .status()
+        .expect("run cargo build");
+    assert!(
+        status.success(),
+        "cargo build --release -p devsy-collector failed"
+    );
+    let target =
+        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("../target"), PathBuf::from);
+    target.join("release").join("devsy-collector")
+}
+
+struct Server {
+    child: Child,
+    endpoint: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start(binary: &Path, db: &Path, sync: &str) -> Server {
+    let mut child = Command::new(binary)
+        .args(["serve", "--listen", "127.0.0.1:0", "--sync", sync, "--db"])
+        .arg(db)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start the collector");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("the collector names its address");
+    let address = line
+        .strip_prefix("listening on http://")
+        .and_then(|rest| rest.split_whitespace().next())
+        .expect("an address")
+        .to_string();
+    Server {
+        child,
+        endpoint: format!("http://{address}/v1/insert"),
+    }
+}
+
+fn now_micros() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(0))
+}
+
+/// Unique events: every request takes fresh timestamps from this counter.
+static NEXT: AtomicU64 = AtomicU64::new(0);
+
+fn body(client: u32, events: u64, t0: u64) -> Vec<u8> {
+    let first = NEXT.fetch_add(events, Ordering::Relaxed);
+    let id = format!("{client:08x}").repeat(8);
+    let mut out = String::with_capacity(64 + 330 * usize::try_from(events).unwrap_or(0));
+    out.push_str(r#"{"data":["#);
+    for i in 0..events {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(&format!(
+            r#"{{"event":{{"type":"devsy_cli","machine_id":"{id}","timestamp":{},"properties":{{"command":"devsy provider list","provider":"docker","desktop":"false","version":"v0.5.29"}}}},"user":{{"machine_id":"{id}","arch":"amd64","os":"linux"}}}}"#,
+            t0 + first + i
+        ));
+    }
+    out.push_str("]}");
+    out.into_bytes()
+}
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .timeout_global(Some(Duration::from_secs(10)))
+        .build()
+        .new_agent()
+}
+
+fn send(agent: &ureq::Agent, endpoint: &str, body: &[u8]) -> bool {
+    agent
+        .post(endpoint)
+        .header("Content-Type", "application/json")
+        .send(body)
+        .is_ok_and(|mut r| r.status() == 200 && r.body_mut().read_to_vec().is_ok())
+}
+
+struct Figures {
+    requests: usize,
+    failed: usize,
+    elapsed: Duration,
+    latencies: Vec<Duration>,
+}
+
+impl Figures {
+    fn print(mut self, label: &str, batch: u64) {
+        self.latencies.sort();
+        let pick = |p: usize| {
+            let n = self.latencies.len();
+            if n == 0 {
+                return Duration::ZERO;
+            }
+            self.latencies[((p * n).div_ceil(100)).clamp(1, n) - 1]
+        };
+        let ok = (self.requests - self.failed) as f64;
+        let secs = self.elapsed.as_secs_f64();
+        println!(
+            "{label}: {:.0} events/s, {:.0} requests/s ({} requests of {batch}, {} failed, in {:.2?}); \
+             latency p50 {:.2?}, p99 {:.2?}, max {:.2?}",
+            ok * batch as f64 / secs,
+            ok / secs,
+            self.requests,
+            self.failed,
+            self.elapsed,
+            pick(50),
+            pick(99),
+            self.latencies.last().copied().unwrap_or_default(),
+        );
+    }
+}
+
+/// `clients` threads post batches of `batch` back to back, until `limit`
+/// requests in all or `window`.
+fn sustained(endpoint: &str, clients: u32, batch: u64, limit: usize, window: Duration) -> Figures {
+    let t0 = now_micros();
+    let started = Instant::now();
+    let per_client = limit / clients as usize;
+    let results: Vec<(usize, Vec<Duration>)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..clients)
+            .map(|client| {
+                scope.spawn(move || {
+                    let agent = agent();
+                    let mut latencies = Vec::with_capacity(per_client);
+                    let mut failed = 0;
+                    while latencies.len() + failed < per_client && started.elapsed() < window {
+                        let body = body(client, batch, t0);
+                        let sent = Instant::now();
+                        if send(&agent, endpoint, &body) {
+                            latencies.push(sent.elapsed());
+                        } else {
+                            failed += 1;
+                        }
+                    }
+                    (failed, latencies)
+                })
+            })
+            .collect();
+        handles.into_iter().filter_map(|h| h.join().ok()).collect()
+    });
+    collect(results, started.elapsed())
+}
+
+/// `rate` requests per second of `batch` events for `seconds`, spread over
+/// `clients` threads, each sending on its own schedule.
+fn paced(endpoint: &str, clients: u32, batch: u64, rate: u32, seconds: u32) -> Figures {
+    let t0 = now_micros();
+    let interval = Duration::from_secs(1) * clients / rate;
+    let per_client = (rate * seconds / clients) as usize;
+    let started = Instant::now();
+    let results: Vec<(usize, Vec<Duration>)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..clients)
+            .map(|client| {
+                scope.spawn(move || {
+                    let agent = agent();
+                    let offset = interval * client / clients;
+                    let mut latencies = Vec::with_capacity(per_client);
+                    let mut failed = 0;
+                    for i in 0..per_client {
+                        let due =
+                            started + offset + interval * u32::try_from(i).unwrap_or(u32::MAX);
+                        if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                            std::thread::sleep(wait);
+                        }
+                        let body = body(client, batch, t0);
+                        if send(&agent, endpoint, &body) {
+                            latencies.push(due.elapsed());
+                        } else {
+                            failed += 1;
+                        }
+                        // Bounded in time too: twice the schedule at most.
+                        if started.elapsed() > Duration::from_secs(2 * u64::from(seconds)) {
+                            break;
+                        }
+                    }
+                    (failed, latencies)
+                })
+            })
+            .collect();
+        handles.into_iter().filter_map(|h| h.join().ok()).collect()
+    });
+    collect(results, started.elapsed())
+}
+
+fn collect(results: Vec<(usize, Vec<Duration>)>, elapsed: Duration) -> Figures {
+    let mut figures = Figures {
+        requests: 0,
+        failed: 0,
+        elapsed,
+        latencies: Vec::new(),
+    };
+    for (failed, latencies) in results {
+        figures.failed += failed;
+        figures.requests += failed + latencies.len();
+        figures.latencies.extend(latencies);
+    }
+    figures
+}
+
+fn main() {
+    // Under `cargo test --benches` there is nothing to measure.
+    if std::env::args().any(|a| a == "--test" || a == "--list") {
+        return;
+    }
+    let binary = collector_binary();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let server = start(&binary, &dir.path().join("load.db"), "normal");
+    let endpoint = server.endpoint.as_str();
+    // Warm the connection pool and the database's pages.
+    let _ = sustained(endpoint, 2, 10, 100, Duration::from_secs(5));
+
+    sustained(endpoint, 4, 100, 5_000, Duration::from_secs(5))
+        .print("sustained, 4 clients, batches of 100", 100);
+    sustained(endpoint, 4, 1, 50_000, Duration::from_secs(3))
+        .print("sustained, 4 clients, batches of 1", 1);
+    paced(endpoint, 8, 1, 1_000, 5).print("paced 1,000 requests/s, batches of 1", 1);
+    paced(endpoint, 8, 100, 200, 5).print(
+        "paced 200 requests/s (20,000 events/s), batches of 100",
+        100,
+    );
+    paced(endpoint, 8, 100, 1_000, 3).print("paced 1,000 requests/s, batches of 100", 100);
+    drop(server);
+
+    // One fsync per batch: what surviving a power loss costs.
+    let server = start(&binary, &dir.path().join("full.db"), "full");
+    let endpoint = server.endpoint.as_str();
+    let _ = sustained(endpoint, 2, 10, 100, Duration::from_secs(5));
+    paced(endpoint, 8, 1, 1_000, 3).print("--sync full: paced 1,000 requests/s, batches of 1", 1);
+    sustained(endpoint, 4, 100, 2_000, Duration::from_secs(3))
+        .print("--sync full: sustained, 4 clients, batches of 100", 100);
+}
