@@ -52,7 +52,9 @@ fn every_rejection_names_the_problem_and_stores_nothing() {
         edit(&mut bad);
         batch(&[good.clone(), bad])
     };
-    let cases: Vec<(&str, Vec<u8>, Option<usize>, Option<&str>)> = vec![
+    // What is wrong, the body, the index and the field the answer names.
+    type Case<'a> = (&'a str, Vec<u8>, Option<usize>, Option<&'a str>);
+    let cases: Vec<Case<'_>> = vec![
         (
             "a machine id that is not 64 hex digits",
             with(&|e| e["event"]["machine_id"] = json!("3ed2c7aa")),
@@ -126,7 +128,7 @@ fn size_media_type_method_and_path_are_checked_first() {
     let event = start_event(1, "devsy up", now_micros());
 
     // Over 1 MiB, declared: refused before it is read.
-    let mut big = batch(&[event.clone()]);
+    let mut big = batch(std::slice::from_ref(&event));
     big.resize(1024 * 1024 + 1, b' ');
     let (status, answer) = post(&agent, &url, &big);
     assert_eq!(status, 413, "{answer}");
@@ -158,7 +160,7 @@ fn size_media_type_method_and_path_are_checked_first() {
     let response = agent
         .post(&url)
         .header("Content-Type", "text/plain")
-        .send(batch(&[event.clone()]).as_slice())
+        .send(batch(std::slice::from_ref(&event)).as_slice())
         .expect("response");
     assert_eq!(response.status().as_u16(), 415);
 
