@@ -151,7 +151,7 @@ pub fn run(devsy: Option<PathBuf>, quick: bool) -> Result<(), Box<dyn std::error
             |address| {
                 let _ = address_tx.send(address);
             },
-            async {
+            || async {
                 let _ = stopped.await;
             },
         )

@@ -100,7 +100,7 @@ fn serve(
             );
             let _ = std::io::stdout().flush();
         },
-        server::signal(),
+        server::signal,
     )?;
     eprintln!(
         "devsy-collector: stopped; {} events stored since start",

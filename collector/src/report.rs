@@ -8,6 +8,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::str::FromStr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rusqlite::{Connection, params};
@@ -362,35 +363,30 @@ pub fn parse_since(text: &str, now: SystemTime) -> Result<u64, String> {
         Some((date, time)) => (date, Some(time.strip_suffix('Z').ok_or_else(bad)?)),
         None => (text, None),
     };
-    let parts: Vec<&str> = date.split('-').collect();
-    let [y, m, d] = parts.as_slice() else {
-        return Err(bad());
-    };
-    let (y, m, d): (i64, u32, u32) = (
-        y.parse().map_err(|_| bad())?,
-        m.parse().map_err(|_| bad())?,
-        d.parse().map_err(|_| bad())?,
-    );
+    let (y, m, d): (i64, u32, u32) = three(date, '-').ok_or_else(bad)?;
     if !(1970..=9999).contains(&y) || !(1..=12).contains(&m) || d < 1 || d > days_in_month(y, m) {
         return Err(bad());
     }
     let mut secs = u64::try_from(days_from_civil(y, m, d)).map_err(|_| bad())? * 86_400;
     if let Some(time) = time {
-        let parts: Vec<&str> = time.split(':').collect();
-        let [h, min, s] = parts.as_slice() else {
-            return Err(bad());
-        };
-        let (h, min, s): (u64, u64, u64) = (
-            h.parse().map_err(|_| bad())?,
-            min.parse().map_err(|_| bad())?,
-            s.parse().map_err(|_| bad())?,
-        );
+        let (h, min, s): (u64, u64, u64) = three(time, ':').ok_or_else(bad)?;
         if h > 23 || min > 59 || s > 59 {
             return Err(bad());
         }
         secs += h * 3600 + min * 60 + s;
     }
     Ok(secs * 1_000_000)
+}
+
+/// Three numbers separated by `separator`: `2026-11-01`, `08:30:00`.
+fn three<A: FromStr, B: FromStr, C: FromStr>(text: &str, separator: char) -> Option<(A, B, C)> {
+    let mut parts = text.split(separator);
+    let parsed = (
+        parts.next()?.parse().ok()?,
+        parts.next()?.parse().ok()?,
+        parts.next()?.parse().ok()?,
+    );
+    parts.next().is_none().then_some(parsed)
 }
 
 fn days_in_month(y: i64, m: u32) -> u32 {
@@ -439,19 +435,9 @@ mod tests {
 
     fn row(machine: u8, command: &str, ts: u64) -> Row {
         Row {
-            kind: "devsy_cli".into(),
             machine_id: format!("{machine:02x}").repeat(32),
-            timestamp_us: ts,
-            command: command.into(),
             provider: Some("docker".into()),
-            source_type: None,
-            ide: None,
-            desktop: false,
-            version: "v0.5.29".into(),
-            error: None,
-            duration_ms: None,
-            arch: "amd64".into(),
-            os: "linux".into(),
+            ..Row::example(command, ts)
         }
     }
 

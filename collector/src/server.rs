@@ -153,14 +153,19 @@ pub struct Summary {
     pub stored: u64,
 }
 
-/// Serves until `shutdown` resolves, then finishes the requests in flight,
-/// lets the writer commit what it was given, and returns. `ready` gets the
-/// bound address (useful with port 0).
-pub fn serve(
+/// Serves until the future that `shutdown` makes resolves, then finishes the
+/// requests in flight, lets the writer commit what it was given, and
+/// returns. `shutdown` is called inside the runtime before `ready`, so that
+/// signal handlers are in place before anyone learns the address; `ready`
+/// gets the bound address (useful with port 0).
+pub fn serve<F>(
     options: &Options,
     ready: impl FnOnce(SocketAddr),
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> Result<Summary, Box<dyn std::error::Error>> {
+    shutdown: impl FnOnce() -> F,
+) -> Result<Summary, Box<dyn std::error::Error>>
+where
+    F: Future<Output = ()> + Send + 'static,
+{
     let conn = store::open_for_writing(&options.db, options.sync)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_io()
@@ -177,6 +182,10 @@ pub fn serve(
         writer,
         stored: Arc::clone(&stored),
     });
+    let shutdown = {
+        let _runtime = runtime.enter();
+        shutdown()
+    };
     ready(address);
     let served = runtime.block_on(async move {
         axum::serve(listener, app)
@@ -195,31 +204,37 @@ pub fn serve(
     })
 }
 
-/// Resolves on the first SIGINT or SIGTERM.
+/// Watches for SIGINT and SIGTERM from now on (call it inside the
+/// runtime); the future resolves on the first of them.
 #[cfg(unix)]
-pub async fn signal() {
+pub fn signal() -> impl Future<Output = ()> + Send + 'static {
     use tokio::signal::unix::{SignalKind, signal};
 
-    let (Ok(mut interrupt), Ok(mut terminate)) = (
+    let watched = (
         signal(SignalKind::interrupt()),
         signal(SignalKind::terminate()),
-    ) else {
-        eprintln!("devsy-collector: cannot watch for signals; stop it with SIGKILL");
-        return std::future::pending().await;
-    };
-    tokio::select! {
-        _ = interrupt.recv() => {}
-        _ = terminate.recv() => {}
+    );
+    async move {
+        let (Ok(mut interrupt), Ok(mut terminate)) = watched else {
+            eprintln!("devsy-collector: cannot watch for signals; stop it with SIGKILL");
+            return std::future::pending().await;
+        };
+        tokio::select! {
+            _ = interrupt.recv() => {}
+            _ = terminate.recv() => {}
+        }
+        eprintln!("devsy-collector: stopping: finishing the requests in flight");
     }
-    eprintln!("devsy-collector: stopping: finishing the requests in flight");
 }
 
 /// Resolves on the first Ctrl-C.
 #[cfg(not(unix))]
-pub async fn signal() {
-    if tokio::signal::ctrl_c().await.is_err() {
-        eprintln!("devsy-collector: cannot watch for Ctrl-C");
-        return std::future::pending().await;
+pub fn signal() -> impl Future<Output = ()> + Send + 'static {
+    async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            eprintln!("devsy-collector: cannot watch for Ctrl-C");
+            return std::future::pending().await;
+        }
+        eprintln!("devsy-collector: stopping: finishing the requests in flight");
     }
-    eprintln!("devsy-collector: stopping: finishing the requests in flight");
 }

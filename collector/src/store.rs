@@ -252,21 +252,7 @@ mod tests {
     use super::*;
 
     fn row(timestamp_us: u64) -> Row {
-        Row {
-            kind: "devsy_cli".into(),
-            machine_id: "ab".repeat(32),
-            timestamp_us,
-            command: "devsy provider list".into(),
-            provider: None,
-            source_type: None,
-            ide: None,
-            desktop: false,
-            version: "v0.5.29".into(),
-            error: None,
-            duration_ms: None,
-            arch: "amd64".into(),
-            os: "linux".into(),
-        }
+        Row::example("devsy provider list", timestamp_us)
     }
 
     fn count(conn: &Connection) -> i64 {

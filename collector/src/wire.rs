@@ -57,6 +57,28 @@ impl Row {
     }
 }
 
+#[cfg(test)]
+impl Row {
+    /// A start event of `command` at `timestamp_us`, for tests.
+    pub fn example(command: &str, timestamp_us: u64) -> Self {
+        Self {
+            kind: "devsy_cli".into(),
+            machine_id: "ab".repeat(32),
+            timestamp_us,
+            command: command.into(),
+            provider: None,
+            source_type: None,
+            ide: None,
+            desktop: false,
+            version: "v0.5.29".into(),
+            error: None,
+            duration_ms: None,
+            arch: "amd64".into(),
+            os: "linux".into(),
+        }
+    }
+}
+
 /// Why a batch was refused: the 400's JSON body.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Rejection {
