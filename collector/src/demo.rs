@@ -186,7 +186,7 @@ pub fn run(devsy: Option<PathBuf>, quick: bool) -> Result<(), Box<dyn std::error
 
     let _ = stop.send(());
     let summary = collector.join().map_err(|_| "the collector panicked")??;
-    println!("\n{} events stored. The report:\n", summary.stored);
+    println!("\nevents stored: {}. The report:\n", summary.stored);
     let conn = store::open_for_reading(&db)?;
     let report = report::build(&conn, None)?;
     print!("{}", report::render(&report));

@@ -103,7 +103,7 @@ fn serve(
         server::signal,
     )?;
     eprintln!(
-        "devsy-collector: stopped; {} events stored since start",
+        "devsy-collector: stopped; events stored since start: {}",
         summary.stored
     );
     Ok(())

@@ -188,7 +188,7 @@ fn the_quick_demo_runs_the_example_and_prints_a_report() {
         "{stdout}\n{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    assert!(stdout.contains("13 events stored"), "{stdout}");
+    assert!(stdout.contains("events stored: 13."), "{stdout}");
     assert!(stdout.contains("provider 'ssh' does not exist"), "{stdout}");
     assert!(stdout.contains("desktop"), "{stdout}");
 }
