@@ -72,6 +72,9 @@ impl fmt::Display for TransportError {
 
 impl std::error::Error for TransportError {}
 
+/// The size of each of the HTTP connection's two buffers.
+const BUFFER: usize = 16 * 1024;
+
 /// The `User-Agent` of every request: this library and its version.
 pub const USER_AGENT: &str = concat!("devsy-telemetry/", env!("CARGO_PKG_VERSION"));
 
@@ -107,6 +110,13 @@ impl HttpTransport {
             // One backend, one connection at a time: keep at most one idle.
             .max_idle_connections(1)
             .max_idle_connections_per_host(1)
+            // ureq's default buffers are 128 KiB each, zeroed on first use:
+            // in a short-lived CLI, faulting in and clearing them cost more
+            // than the request. A batch streams through 16 KiB; an answer's
+            // head fits in it.
+            .input_buffer_size(BUFFER)
+            .output_buffer_size(BUFFER)
+            .max_response_header_size(BUFFER)
             .build();
         Ok(Self {
             agent: ureq::Agent::new_with_config(config),
