@@ -1,5 +1,6 @@
 //! Stopping the collector: SIGTERM and SIGINT finish the requests in
 //! flight; SIGKILL under load loses no acknowledged event.
+#![cfg(unix)]
 
 mod support;
 

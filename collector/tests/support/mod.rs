@@ -67,6 +67,7 @@ impl Collector {
     }
 
     /// Sends `signal`, then waits (at most 10 s) for the process to exit.
+    #[cfg(unix)]
     pub fn stop_with(mut self, signal: rustix::process::Signal) -> (ExitStatus, String) {
         let pid = rustix::process::Pid::from_raw(self.pid()).expect("a live pid");
         rustix::process::kill_process(pid, signal).expect("signal the collector");
