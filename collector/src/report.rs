@@ -84,75 +84,11 @@ pub fn build(conn: &Connection, since_us: Option<u64>) -> rusqlite::Result<Repor
         [since],
         |r| Ok((r.get(0)?, r.get(1)?)),
     )?;
-
-    let mut commands: BTreeMap<String, CommandStats> = BTreeMap::new();
-
-    let mut stmt = conn.prepare(
-        "SELECT command, COUNT(*), COUNT(DISTINCT machine_id) FROM events
-         WHERE finished = 0 AND timestamp_us >= ?1 GROUP BY command",
-    )?;
-    let mut rows = stmt.query([since])?;
-    while let Some(row) = rows.next()? {
-        let stats = stats_for(&mut commands, row.get(0)?);
-        stats.runs = count(row.get(1)?);
-        stats.machines = count(row.get(2)?);
-    }
-
-    let mut stmt = conn.prepare(
-        "SELECT command, SUM(error IS NOT NULL), SUM(error IS NULL OR duration_ms >= ?2)
-         FROM events WHERE finished = 1 AND timestamp_us >= ?1 GROUP BY command",
-    )?;
-    let mut rows = stmt.query(params![since, SLOW_MS])?;
-    while let Some(row) = rows.next()? {
-        let stats = stats_for(&mut commands, row.get(0)?);
-        stats.failures = count(row.get(1)?);
-        stats.slow = count(row.get(2)?);
-    }
-
-    // Percentiles by nearest rank over each command's sorted durations.
-    let mut stmt = conn.prepare(
-        "SELECT command, duration_ms FROM events
-         WHERE finished = 1 AND timestamp_us >= ?1 ORDER BY command, duration_ms",
-    )?;
-    let mut rows = stmt.query([since])?;
-    let mut durations: BTreeMap<String, Vec<u64>> = BTreeMap::new();
-    while let Some(row) = rows.next()? {
-        let ms: i64 = row.get(1)?;
-        durations.entry(row.get(0)?).or_default().push(count(ms));
-    }
-    for (command, sorted) in durations {
-        let stats = stats_for(&mut commands, command);
-        stats.p50_ms = percentile(&sorted, 50);
-        stats.p95_ms = percentile(&sorted, 95);
-    }
-
-    let mut stmt = conn.prepare(
-        "SELECT command, error, COUNT(*) AS n FROM events
-         WHERE error IS NOT NULL AND timestamp_us >= ?1
-         GROUP BY command, error ORDER BY command, n DESC, error",
-    )?;
-    let mut rows = stmt.query([since])?;
-    while let Some(row) = rows.next()? {
-        let stats = stats_for(&mut commands, row.get(0)?);
-        if stats.top_errors.len() < TOP_ERRORS {
-            stats.top_errors.push(Count {
-                value: row.get(1)?,
-                count: count(row.get(2)?),
-            });
-        }
-    }
-
-    let mut commands: Vec<CommandStats> = commands
-        .into_values()
-        .map(|mut stats| {
-            #[allow(clippy::cast_precision_loss)] // counts far below 2^52
-            let rate = (stats.runs > 0).then(|| stats.failures as f64 / stats.runs as f64);
-            stats.failure_rate = rate;
-            stats
-        })
-        .collect();
-    commands.sort_by(|a, b| b.runs.cmp(&a.runs).then_with(|| a.command.cmp(&b.command)));
-
+    let mut commands = ByCommand::default();
+    commands.add_runs(conn, since)?;
+    commands.add_finishes(conn, since)?;
+    commands.add_percentiles(conn, since)?;
+    commands.add_top_errors(conn, since)?;
     let breakdowns = Breakdowns {
         version: counts(conn, "version", since)?,
         platform: counts(conn, "os || '/' || arch", since)?,
@@ -168,25 +104,117 @@ pub fn build(conn: &Connection, since_us: Option<u64>) -> rusqlite::Result<Repor
         since_us,
         events: count(events),
         machines: count(machines),
-        commands,
+        commands: commands.most_run_first(),
         breakdowns,
     })
 }
 
-fn stats_for(commands: &mut BTreeMap<String, CommandStats>, command: String) -> &mut CommandStats {
-    commands
-        .entry(command.clone())
-        .or_insert_with(|| CommandStats {
-            command,
-            runs: 0,
-            machines: 0,
-            failures: 0,
-            failure_rate: None,
-            slow: 0,
-            p50_ms: None,
-            p95_ms: None,
-            top_errors: Vec::new(),
-        })
+/// The figures of each command, filled in one query at a time.
+#[derive(Default)]
+struct ByCommand(BTreeMap<String, CommandStats>);
+
+impl ByCommand {
+    fn get(&mut self, command: String) -> &mut CommandStats {
+        self.0
+            .entry(command.clone())
+            .or_insert_with(|| CommandStats {
+                command,
+                runs: 0,
+                machines: 0,
+                failures: 0,
+                failure_rate: None,
+                slow: 0,
+                p50_ms: None,
+                p95_ms: None,
+                top_errors: Vec::new(),
+            })
+    }
+
+    /// Runs and machines, from start events.
+    fn add_runs(&mut self, conn: &Connection, since: i64) -> rusqlite::Result<()> {
+        let mut stmt = conn.prepare(
+            "SELECT command, COUNT(*), COUNT(DISTINCT machine_id) FROM events
+             WHERE finished = 0 AND timestamp_us >= ?1 GROUP BY command",
+        )?;
+        let mut rows = stmt.query([since])?;
+        while let Some(row) = rows.next()? {
+            let stats = self.get(row.get(0)?);
+            stats.runs = count(row.get(1)?);
+            stats.machines = count(row.get(2)?);
+        }
+        Ok(())
+    }
+
+    /// Failures and slow runs, from finished events.
+    fn add_finishes(&mut self, conn: &Connection, since: i64) -> rusqlite::Result<()> {
+        let mut stmt = conn.prepare(
+            "SELECT command, SUM(error IS NOT NULL), SUM(error IS NULL OR duration_ms >= ?2)
+             FROM events WHERE finished = 1 AND timestamp_us >= ?1 GROUP BY command",
+        )?;
+        let mut rows = stmt.query(params![since, SLOW_MS])?;
+        while let Some(row) = rows.next()? {
+            let stats = self.get(row.get(0)?);
+            stats.failures = count(row.get(1)?);
+            stats.slow = count(row.get(2)?);
+        }
+        Ok(())
+    }
+
+    /// p50 and p95 by nearest rank over each command's sorted durations.
+    fn add_percentiles(&mut self, conn: &Connection, since: i64) -> rusqlite::Result<()> {
+        let mut stmt = conn.prepare(
+            "SELECT command, duration_ms FROM events
+             WHERE finished = 1 AND timestamp_us >= ?1 ORDER BY command, duration_ms",
+        )?;
+        let mut rows = stmt.query([since])?;
+        let mut durations: BTreeMap<String, Vec<u64>> = BTreeMap::new();
+        while let Some(row) = rows.next()? {
+            let ms: i64 = row.get(1)?;
+            durations.entry(row.get(0)?).or_default().push(count(ms));
+        }
+        for (command, sorted) in durations {
+            let stats = self.get(command);
+            stats.p50_ms = percentile(&sorted, 50);
+            stats.p95_ms = percentile(&sorted, 95);
+        }
+        Ok(())
+    }
+
+    /// The most frequent errors of each command.
+    fn add_top_errors(&mut self, conn: &Connection, since: i64) -> rusqlite::Result<()> {
+        let mut stmt = conn.prepare(
+            "SELECT command, error, COUNT(*) AS n FROM events
+             WHERE error IS NOT NULL AND timestamp_us >= ?1
+             GROUP BY command, error ORDER BY command, n DESC, error",
+        )?;
+        let mut rows = stmt.query([since])?;
+        while let Some(row) = rows.next()? {
+            let stats = self.get(row.get(0)?);
+            if stats.top_errors.len() < TOP_ERRORS {
+                stats.top_errors.push(Count {
+                    value: row.get(1)?,
+                    count: count(row.get(2)?),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Every command with its failure rate, most runs first.
+    fn most_run_first(self) -> Vec<CommandStats> {
+        let mut commands: Vec<CommandStats> = self
+            .0
+            .into_values()
+            .map(|mut stats| {
+                #[allow(clippy::cast_precision_loss)] // counts far below 2^52
+                let rate = (stats.runs > 0).then(|| stats.failures as f64 / stats.runs as f64);
+                stats.failure_rate = rate;
+                stats
+            })
+            .collect();
+        commands.sort_by(|a, b| b.runs.cmp(&a.runs).then_with(|| a.command.cmp(&b.command)));
+        commands
+    }
 }
 
 /// A count from SQLite, which has only signed integers.
