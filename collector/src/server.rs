@@ -16,6 +16,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use http_body_util::LengthLimitError;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::store::{self, Job, Sync};
@@ -76,10 +77,20 @@ async fn insert(State(app): State<App>, headers: HeaderMap, body: Body) -> Respo
     if declared.is_some_and(|n| n > MAX_BODY as u64) {
         return too_large();
     }
-    let Ok(bytes) = to_bytes(body, MAX_BODY).await else {
-        // Over the limit while reading (no or a false Content-Length), or
-        // the client went away: either way nothing is stored.
-        return too_large();
+    let bytes = match to_bytes(body, MAX_BODY).await {
+        Ok(bytes) => bytes,
+        Err(error) => {
+            // Nothing is stored either way.
+            let error = error.into_inner();
+            if error.is::<LengthLimitError>() {
+                // No or a false Content-Length: found out while reading.
+                return too_large();
+            }
+            return problem(
+                StatusCode::BAD_REQUEST,
+                &format!("cannot read the body: {error}"),
+            );
+        }
     };
     let rows = match wire::validate(&bytes, SystemTime::now()) {
         Ok(rows) => rows,

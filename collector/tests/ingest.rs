@@ -154,6 +154,13 @@ fn size_media_type_method_and_path_are_checked_first() {
     });
     assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
 
+    // A body that cannot be read (a broken chunk size): 400, not 413.
+    let answer = raw_request(&collector, head, |stream| {
+        let _ = stream.write_all(b"zz\r\n{}\r\n0\r\n\r\n");
+    });
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    assert!(answer.contains("cannot read the body"), "{answer}");
+
     let response = agent
         .post(&url)
         .header("Content-Type", "text/plain")
