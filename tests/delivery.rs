@@ -12,7 +12,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use devsy_telemetry::{Telemetry, Transport, TransportError};
-use support::{Mode, Server};
+use support::{Mode, Server, wait_until};
 
 /// Well above a 500 ms budget, well below "hangs".
 const GENEROUS: Duration = Duration::from_secs(3);
@@ -195,9 +195,7 @@ fn a_batch_goes_out_a_second_after_its_first_event_without_a_flush() {
     telemetry.command("provider list").start().finish_ok();
     // Poll, bounded, for the window to pass: no flush is asked for.
     let started = Instant::now();
-    while server.requests().is_empty() && started.elapsed() < Duration::from_secs(10) {
-        thread::sleep(Duration::from_millis(20));
-    }
+    wait_until(Duration::from_secs(10), || !server.requests().is_empty());
     assert_eq!(server.events().len(), 1);
     assert!(
         started.elapsed() >= Duration::from_millis(900),
@@ -215,18 +213,13 @@ fn an_event_after_the_worker_went_idle_wakes_it() {
     let home = tempfile::tempdir().expect("temp dir");
     let telemetry = builder(home.path()).endpoint(server.endpoint()).start();
     telemetry.command("provider list").start().finish_ok();
-    let started = Instant::now();
-    while server.events().is_empty() && started.elapsed() < Duration::from_secs(10) {
-        thread::sleep(Duration::from_millis(20));
-    }
+    wait_until(Duration::from_secs(10), || !server.events().is_empty());
     assert_eq!(server.events().len(), 1);
     // Past the timed sleep that follows the first batch.
     thread::sleep(Duration::from_millis(1500));
     telemetry.command("provider list").start().finish_ok();
     let recorded = Instant::now();
-    while server.events().len() < 2 && recorded.elapsed() < Duration::from_secs(10) {
-        thread::sleep(Duration::from_millis(20));
-    }
+    wait_until(Duration::from_secs(10), || server.events().len() >= 2);
     assert_eq!(server.events().len(), 2, "the idle worker was never woken");
     assert!(
         recorded.elapsed() < GENEROUS,
@@ -399,10 +392,9 @@ fn a_spooled_batch_refused_later_is_counted_once() {
     telemetry.command("provider list").start().finish_ok();
     assert!(telemetry.flush(GENEROUS));
     // Kept after three failures, then refused when retried from the spool.
-    let started = Instant::now();
-    while telemetry.stats().spool_rejected == 0 && started.elapsed() < Duration::from_secs(10) {
-        thread::sleep(Duration::from_millis(20));
-    }
+    wait_until(Duration::from_secs(10), || {
+        telemetry.stats().spool_rejected > 0
+    });
     let stats = telemetry.stats();
     assert_eq!(
         (

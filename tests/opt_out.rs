@@ -300,10 +300,7 @@ fn builder_rules_send_nothing_and_create_no_file() {
             .transport(devsy_telemetry::RecordingTransport::new())
             .start();
         // The new thread names itself once running: poll, bounded.
-        let started = std::time::Instant::now();
-        while worker_threads() == 0 && started.elapsed() < Duration::from_secs(5) {
-            std::thread::sleep(Duration::from_millis(5));
-        }
+        support::wait_until(Duration::from_secs(5), || worker_threads() > 0);
         assert_eq!(worker_threads(), 1);
         drop(telemetry);
     }

@@ -731,6 +731,21 @@ pub fn summary(events: &[Value]) -> Vec<(String, Option<String>)> {
         .collect()
 }
 
+/// Polls `done` every 10 ms until it holds or `limit` passes: whether it
+/// held. For waiting on background work without a fixed sleep.
+pub fn wait_until(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
+    let started = Instant::now();
+    loop {
+        if done() {
+            return true;
+        }
+        if started.elapsed() >= limit {
+            return false;
+        }
+        thread::sleep(Duration::from_millis(10));
+    }
+}
+
 /// A minimal executor: polls `future` on this thread until it is ready,
 /// bounded in polls and time.
 pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
