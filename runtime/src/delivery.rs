@@ -66,14 +66,16 @@ struct Pending {
     events: usize,
     /// How many of them are this run's and not yet settled.
     owned: usize,
-    /// The bytes of a batch the exit wrote ahead to the spool, kept so
-    /// that sending it does not read it back.
-    written_ahead: Option<Arc<Vec<u8>>>,
 }
 
 enum Stored {
     Memory(Arc<Vec<u8>>),
-    Disk(Entry),
+    Disk {
+        entry: Entry,
+        /// The bytes too, for a batch the exit wrote ahead to the spool:
+        /// sent without reading the file back.
+        bytes: Option<Arc<Vec<u8>>>,
+    },
 }
 
 /// How one attempt at a batch ended.
@@ -180,8 +182,7 @@ impl Worker {
             .extend(entries.into_iter().map(|entry| Pending {
                 events: entry.events,
                 owned: 0,
-                body: Stored::Disk(entry),
-                written_ahead: None,
+                body: Stored::Disk { entry, bytes: None },
             }));
     }
 
@@ -206,7 +207,6 @@ impl Worker {
                     body: Stored::Memory(Arc::new(body)),
                     events: chunk.len(),
                     owned: chunk.len(),
-                    written_ahead: None,
                 }),
                 None => self.shared.settle(Settled::Failed, chunk.len()),
             }
@@ -262,11 +262,12 @@ impl Worker {
         let Some(front) = self.backlog.pop_front() else {
             return;
         };
-        let body = match (&front.body, &front.written_ahead) {
-            (Stored::Memory(body), _) | (Stored::Disk(_), Some(body)) => {
-                Cow::Borrowed(body.as_slice())
-            }
-            (Stored::Disk(entry), None) => match Spool::read(entry) {
+        let body = match &front.body {
+            Stored::Memory(body)
+            | Stored::Disk {
+                bytes: Some(body), ..
+            } => Cow::Borrowed(body.as_slice()),
+            Stored::Disk { entry, bytes: None } => match Spool::read(entry) {
                 Some(body) => Cow::Owned(body),
                 None => {
                     // Corrupt or truncated: removed by `read`.
@@ -292,7 +293,7 @@ impl Worker {
                 });
                 true
             }
-            Stored::Memory(_) | Stored::Disk(_) => false,
+            Stored::Memory(_) | Stored::Disk { .. } => false,
         };
         let sent = self.send(&body, flush, attempts);
         drop(body);
@@ -314,10 +315,10 @@ impl Worker {
             Sent::Failed => (Settled::Failed, None),
         };
         match (&front.body, counted) {
-            (Stored::Disk(entry), Some(_)) => Spool::remove(entry),
+            (Stored::Disk { entry, .. }, Some(_)) => Spool::remove(entry),
             // A batch that cannot be sent at all stays on disk for a run
             // that can.
-            (Stored::Disk(entry), None) => {
+            (Stored::Disk { entry, .. }, None) => {
                 if let Some(spool) = &self.spool {
                     let _ = spool.publish(entry);
                 }
@@ -442,8 +443,10 @@ impl Worker {
             if let Stored::Memory(body) = &pending.body
                 && let Ok(entry) = spool.write(body, pending.events, SystemTime::now(), true)
             {
-                pending.written_ahead = Some(Arc::clone(body));
-                pending.body = Stored::Disk(entry);
+                pending.body = Stored::Disk {
+                    entry,
+                    bytes: Some(Arc::clone(body)),
+                };
             }
         }
     }
@@ -454,7 +457,7 @@ impl Worker {
     fn persist(&mut self) {
         if self.shared.is_disabled() {
             for pending in &mut self.backlog {
-                if let Stored::Disk(entry) = &pending.body {
+                if let Stored::Disk { entry, .. } = &pending.body {
                     Spool::remove(entry);
                 }
                 self.shared.settle(Settled::Discarded, pending.owned);
@@ -469,13 +472,16 @@ impl Worker {
             if pending.owned == 0 {
                 continue;
             }
-            let stored = match &pending.body {
-                Stored::Memory(body) => spool.write(body, pending.events, SystemTime::now(), false),
-                Stored::Disk(entry) => spool.publish(entry),
+            let (stored, bytes) = match &pending.body {
+                Stored::Memory(body) => (
+                    spool.write(body, pending.events, SystemTime::now(), false),
+                    None,
+                ),
+                Stored::Disk { entry, bytes } => (spool.publish(entry), bytes.clone()),
             };
             // A spool that cannot be written: the batch waits in memory.
             let Ok(entry) = stored else { continue };
-            pending.body = Stored::Disk(entry);
+            pending.body = Stored::Disk { entry, bytes };
             self.shared.settle(Settled::Spooled, pending.owned);
             pending.owned = 0;
         }
@@ -490,11 +496,11 @@ impl Worker {
     fn forget_removed(&mut self) {
         let shared = &self.shared;
         self.backlog.retain(|p| match &p.body {
-            Stored::Disk(entry) if !entry.path.exists() => {
+            Stored::Disk { entry, .. } if !entry.path.exists() => {
                 shared.settle(Settled::Spooled, p.owned);
                 false
             }
-            Stored::Disk(_) | Stored::Memory(_) => true,
+            Stored::Disk { .. } | Stored::Memory(_) => true,
         });
     }
 
