@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use crate::report;
 use crate::server::{self, Options};
-use crate::store::{self, Sync};
+use crate::store::{self, Durability};
 
 /// One run of the example: what it shows, its arguments, and its
 /// environment beyond the demo's own.
@@ -141,7 +141,7 @@ pub fn run(devsy: Option<PathBuf>, quick: bool) -> Result<(), Box<dyn std::error
     let options = Options {
         listen: ([127, 0, 0, 1], 0).into(),
         db: db.clone(),
-        sync: Sync::Normal,
+        sync: Durability::Normal,
     };
     let (address_tx, address_rx) = mpsc::channel();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

@@ -42,7 +42,7 @@ enum Command {
         /// How durable a commit is: `normal` survives the collector being
         /// killed; `full` survives a power loss too, at one fsync per batch
         #[arg(long, value_enum, default_value = "normal")]
-        sync: store::Sync,
+        sync: store::Durability,
     },
     /// Print what the stored events say
     Report {
@@ -87,7 +87,7 @@ fn main() -> ExitCode {
 fn serve(
     listen: SocketAddr,
     db: PathBuf,
-    sync: store::Sync,
+    sync: store::Durability,
 ) -> Result<(), Box<dyn std::error::Error>> {
     let options = server::Options { listen, db, sync };
     let summary = server::serve(

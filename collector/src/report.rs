@@ -455,7 +455,7 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{self, Sync};
+    use crate::store::{self, Durability};
     use crate::wire::Row;
 
     const DAY_US: u64 = 86_400_000_000;
@@ -481,7 +481,7 @@ mod tests {
     ) -> Result<(tempfile::TempDir, Connection), Box<dyn std::error::Error>> {
         let dir = tempfile::tempdir()?;
         let path = dir.path().join("r.db");
-        let mut conn = store::open_for_writing(&path, Sync::Normal)?;
+        let mut conn = store::open_for_writing(&path, Durability::Normal)?;
         store::insert(&mut conn, rows)?;
         Ok((dir, conn))
     }

@@ -19,7 +19,7 @@ use axum::routing::{get, post};
 use http_body_util::LengthLimitError;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::store::{self, Job, Sync};
+use crate::store::{self, Durability, Job};
 use crate::wire::{self, MAX_BODY};
 
 /// Where and how to serve.
@@ -27,7 +27,7 @@ use crate::wire::{self, MAX_BODY};
 pub struct Options {
     pub listen: SocketAddr,
     pub db: PathBuf,
-    pub sync: Sync,
+    pub sync: Durability,
 }
 
 #[derive(Clone)]

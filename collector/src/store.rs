@@ -51,7 +51,7 @@ VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)";
 
 /// How hard a commit is made durable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Sync {
+pub enum Durability {
     /// Survives the collector being killed at any moment (SQLite WAL with
     /// `synchronous=NORMAL`); a power loss may take the last commits.
     Normal,
@@ -110,7 +110,7 @@ fn at(path: &Path) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
 
 /// Opens (creating if needed) the database for writing: WAL mode, the
 /// schema, and a check that it is not from a newer build.
-pub fn open_for_writing(path: &Path, sync: Sync) -> Result<Connection, StoreError> {
+pub fn open_for_writing(path: &Path, sync: Durability) -> Result<Connection, StoreError> {
     let err = at(path);
     let conn = Connection::open(path).map_err(&err)?;
     conn.busy_timeout(Duration::from_secs(5)).map_err(&err)?;
@@ -124,8 +124,8 @@ pub fn open_for_writing(path: &Path, sync: Sync) -> Result<Connection, StoreErro
         ));
     }
     let level = match sync {
-        Sync::Normal => "NORMAL",
-        Sync::Full => "FULL",
+        Durability::Normal => "NORMAL",
+        Durability::Full => "FULL",
     };
     conn.pragma_update(None, "synchronous", level)
         .map_err(&err)?;
@@ -264,7 +264,7 @@ mod tests {
     fn stores_a_batch_and_keeps_a_resent_event_once() -> Result<(), Box<dyn std::error::Error>> {
         let dir = tempfile::tempdir()?;
         let path = dir.path().join("t.db");
-        let mut conn = open_for_writing(&path, Sync::Normal)?;
+        let mut conn = open_for_writing(&path, Durability::Normal)?;
         let first = insert(&mut conn, &[row(1), row(2)])?;
         assert_eq!(
             first,
@@ -297,12 +297,12 @@ mod tests {
     -> Result<(), Box<dyn std::error::Error>> {
         let dir = tempfile::tempdir()?;
         let path = dir.path().join("t.db");
-        let mut conn = open_for_writing(&path, Sync::Full)?;
+        let mut conn = open_for_writing(&path, Durability::Full)?;
         insert(&mut conn, &[row(1)])?;
         let mode: String = conn.query_row("PRAGMA journal_mode", [], |r| r.get(0))?;
         assert_eq!(mode, "wal");
         drop(conn);
-        let conn = open_for_writing(&path, Sync::Normal)?;
+        let conn = open_for_writing(&path, Durability::Normal)?;
         assert_eq!(count(&conn), 1);
         let reader = open_for_reading(&path)?;
         assert_eq!(count(&reader), 1);
@@ -315,7 +315,7 @@ mod tests {
         let dir = tempfile::tempdir()?;
         let newer = dir.path().join("newer.db");
         Connection::open(&newer)?.pragma_update(None, "user_version", SCHEMA_VERSION + 1)?;
-        let error = open_for_writing(&newer, Sync::Normal).expect_err("newer schema");
+        let error = open_for_writing(&newer, Durability::Normal).expect_err("newer schema");
         assert!(error.to_string().contains("newer"), "{error}");
 
         let other = dir.path().join("other.db");
