@@ -188,20 +188,33 @@ fn events_are_batched_up_to_a_hundred_a_request() {
 }
 
 #[test]
-fn a_batch_goes_out_a_second_after_its_first_event_without_a_flush() {
+fn the_first_batch_goes_out_early_and_later_ones_a_second_after_their_first_event() {
     let server = Server::start(Mode::Status(200));
     let home = tempfile::tempdir().expect("temp dir");
     let telemetry = builder(home.path()).endpoint(server.endpoint()).start();
-    telemetry.command("provider list").start().finish_ok();
-    // Poll, bounded, for the window to pass: no flush is asked for.
+    // Poll, bounded, for each window to pass: no flush is asked for.
     let started = Instant::now();
-    wait_until(Duration::from_secs(10), || !server.requests().is_empty());
-    assert_eq!(server.events().len(), 1);
+    telemetry.command("provider list").start().finish_ok();
+    assert!(wait_until(Duration::from_secs(10), || !server
+        .requests()
+        .is_empty()));
+    let first = started.elapsed();
     assert!(
-        started.elapsed() >= Duration::from_millis(900),
-        "sent after {:?}: the worker did not wait for the batch window",
-        started.elapsed()
+        first >= Duration::from_millis(70),
+        "sent after {first:?}: the first batch did not wait its window (75 ms)"
     );
+    let started = Instant::now();
+    telemetry.command("provider use").start().finish_ok();
+    assert!(wait_until(Duration::from_secs(10), || server
+        .requests()
+        .len()
+        == 2));
+    let second = started.elapsed();
+    assert!(
+        second >= Duration::from_millis(900),
+        "sent after {second:?}: a later batch did not wait the batch window (1 s)"
+    );
+    assert_eq!(server.events().len(), 2);
 }
 
 #[test]
@@ -405,5 +418,51 @@ fn a_spooled_batch_refused_later_is_counted_once() {
         ),
         (1, 1, 0, 1),
         "{stats}"
+    );
+}
+
+/// Fails every request with a 503, noting when each was made.
+struct Failing(std::sync::Arc<std::sync::Mutex<Vec<Instant>>>);
+
+impl Transport for Failing {
+    fn send(&self, _body: &[u8], _timeout: Duration) -> Result<(), TransportError> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(Instant::now());
+        Err(TransportError::Status {
+            code: 503,
+            retry_after: None,
+        })
+    }
+}
+
+#[test]
+fn a_backoff_holds_while_events_and_flushes_keep_waking_the_worker() {
+    let _turn = support::one_at_a_time();
+    let home = tempfile::tempdir().expect("temp dir");
+    let attempts = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let telemetry = builder(home.path())
+        .transport(Failing(attempts.clone()))
+        .queue_capacity(4)
+        .start();
+    // Each record past the high water mark and each flush wakes the worker;
+    // none of that may shorten a backoff.
+    let until = Instant::now() + Duration::from_millis(700);
+    while Instant::now() < until {
+        telemetry.command("provider list").start().finish_ok();
+        let _ = telemetry.flush(Duration::from_millis(1));
+        thread::sleep(Duration::from_millis(1));
+    }
+    let times = attempts
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clone();
+    drop(telemetry);
+    assert!(times.len() >= 3, "{} attempts", times.len());
+    let gaps: Vec<Duration> = times.windows(2).map(|w| w[1] - w[0]).collect();
+    assert!(
+        gaps.iter().all(|gap| *gap >= Duration::from_millis(45)),
+        "attempts closer than the 50 ms backoff: {gaps:?}"
     );
 }

@@ -268,6 +268,10 @@ fn the_opt_out_command_sends_nothing_itself_and_contexts_keep_their_own_setting(
     );
     let mut lines = status.lines();
     assert_eq!(lines.next(), Some("telemetry: enabled"));
+    assert_eq!(
+        lines.next(),
+        Some("exit: wait for delivery (at most 500 ms), because CI was detected (CI)")
+    );
     assert!(
         lines
             .next()
@@ -390,7 +394,18 @@ fn debug_mode_prints_the_payload_and_sends_nothing() {
     for event in &events {
         support::assert_shape_within(&documented(), event);
     }
-    assert!(stderr.starts_with("error: provider 'docker' does not exist\n"));
+    let mut lines = stderr.lines();
+    assert_eq!(
+        lines.next(),
+        Some(
+            "devsy-telemetry: debug mode: events are printed, not sent; exit: wait for \
+             delivery (at most 500 ms), because debug mode never starts a courier"
+        )
+    );
+    assert_eq!(
+        lines.next(),
+        Some("error: provider 'docker' does not exist")
+    );
 }
 
 #[test]

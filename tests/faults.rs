@@ -267,6 +267,9 @@ fn run_with_env(vars: &[(&str, &str)]) -> (Output, Duration, Server) {
     command
         .args(["provider", "list"])
         .env_clear()
+        // The exit waits for delivery: what the run sent has arrived when
+        // it returns (the courier has its own tests).
+        .env("CI", "true")
         .env("DEVSY_TELEMETRY_ENDPOINT", server.endpoint())
         .envs(vars.iter().copied())
         .stdin(std::process::Stdio::null());

@@ -158,6 +158,13 @@ fn debug_mode_prints_the_exact_events_and_sends_nothing() {
 
     let stderr = support::stderr(&output);
     let mut lines = stderr.lines();
+    assert!(
+        lines
+            .next()
+            .is_some_and(|l| l.starts_with("devsy-telemetry: debug mode: ")
+                && l.contains("debug mode never starts a courier")),
+        "{stderr}"
+    );
     assert_eq!(
         lines.next(),
         Some("error: provider 'docker' does not exist")

@@ -176,6 +176,12 @@ pub fn run(devsy: Option<PathBuf>, quick: bool) -> Result<(), Box<dyn std::error
     let slow = (!quick).then_some(&SLOW);
     for run in RUNS.iter().chain(slow) {
         let status = devsy_run(&devsy, &home, &endpoint, run)?;
+        // Each run hands what it did not send to a courier as it exits;
+        // the next run starts once that is delivered, so that the opt-out
+        // run's deletion of the spool meets nothing in flight.
+        if !courier_done(&home) {
+            return Err("a courier did not deliver within 10 s".into());
+        }
         let why = if run.why.is_empty() {
             String::new()
         } else {
@@ -191,6 +197,25 @@ pub fn run(devsy: Option<PathBuf>, quick: bool) -> Result<(), Box<dyn std::error
     let report = report::build(&conn, None)?;
     print!("{}", report::render(&report));
     Ok(())
+}
+
+/// Waits (at most 10 s) until the spool in `home` holds no batch.
+fn courier_done(home: &Path) -> bool {
+    let spool = home.join("telemetry-spool");
+    let pending = || {
+        std::fs::read_dir(&spool).is_ok_and(|dir| {
+            dir.flatten()
+                .any(|f| f.file_name().to_string_lossy().ends_with(".json"))
+        })
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while pending() {
+        if std::time::Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    true
 }
 
 /// Runs the example once, with a clean environment: only the demo's home,

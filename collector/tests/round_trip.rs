@@ -15,6 +15,9 @@ fn devsy(home: &Path, endpoint: &str, args: &[&str], env: &[(&str, &str)]) -> i3
     Command::new(support::devsy_binary())
         .args(args)
         .env_clear()
+        // The exit waits for delivery (no courier): what a run sent has
+        // arrived when it returns.
+        .env("CI", "true")
         .env("HOME", home)
         .env("DEVSY_HOME", home)
         .env("DEVSY_TELEMETRY_ENDPOINT", endpoint)

@@ -17,17 +17,37 @@ use crate::error::CliError;
 /// collector on this machine.
 pub const DEFAULT_ENDPOINT: &str = "http://127.0.0.1:8787/v1/insert";
 
-/// Parses the command line, starts telemetry, runs the command. Errors
-/// print as `error: <message>` and exit 1.
+/// Starts telemetry, then parses the command line and runs the command.
+/// Errors print as `error: <message>` and exit 1.
 pub fn run(version: &'static str) -> ExitCode {
-    let cli = Cli::parse();
+    // Telemetry starts before anything is printed or done: in a courier
+    // (this binary started again to deliver what a run left) `start()`
+    // delivers and exits the process. Reading the arguments and the config
+    // file has no effect yet, so the builder can use them; what the
+    // arguments mean is acted on only after `start()` returned.
+    let parsed = Cli::try_parse();
+    let config = Config::load().map_err(|e| CliError::from(e).0);
+    let context = parsed.as_ref().ok().and_then(|cli| cli.context.as_deref());
+    let telemetry = start_telemetry(version, context, config.as_ref().ok());
+    let cli = match parsed {
+        Ok(cli) => cli,
+        // `--help`, or a usage error: clap prints it and exits.
+        Err(error) => {
+            drop(telemetry);
+            error.exit()
+        }
+    };
     if let Command::Version = cli.command {
         println!("devsy {version}");
         return ExitCode::SUCCESS;
     }
-
-    let config = Config::load().map_err(|e| CliError::from(e).0);
-    let telemetry = start_telemetry(version, cli.context.as_deref(), config.as_ref().ok());
+    if let Command::Context(ContextCommand::SetOptions { options }) = &cli.command
+        && opts_out(options)
+    {
+        // Before the command is entered: its own start event is then never
+        // recorded, so no early send can race the opt-out.
+        devsy_telemetry::disable();
+    }
     let mut session = Session {
         config,
         context: cli.context,
@@ -44,7 +64,7 @@ pub fn run(version: &'static str) -> ExitCode {
         }
         Command::Context(ContextCommand::Options) => context_options(&mut session),
         Command::Telemetry(TelemetryCommand::Status) => telemetry_status(&session),
-        Command::Version => unreachable!("handled before the configuration is loaded"),
+        Command::Version => unreachable!("handled before any command is entered"),
     };
     match result {
         Ok(output) => {
@@ -81,6 +101,17 @@ fn start_telemetry(version: &str, context: Option<&str>, config: Option<&Config>
         }
     }
     builder.start()
+}
+
+/// Whether `context set-options` turns telemetry off: a `TELEMETRY` option
+/// that is not `true` (a value nobody can read is not consent either).
+fn opts_out(options: &[String]) -> bool {
+    options.iter().any(|option| {
+        option.split_once('=').is_some_and(|(key, value)| {
+            key.trim().eq_ignore_ascii_case("TELEMETRY")
+                && !value.trim().eq_ignore_ascii_case("true")
+        })
+    })
 }
 
 /// What a command works with.
@@ -262,13 +293,13 @@ fn context_options(session: &mut Session<'_>) -> Result<String, CliError> {
 #[telemetry_command]
 fn telemetry_status(session: &Session<'_>) -> Result<String, CliError> {
     let status = session.telemetry.status();
-    if !status.is_enabled() {
+    let Some(exit) = session.telemetry.exit_mode() else {
         return Ok(format!("telemetry: {status}"));
-    }
+    };
     // This process's counts so far, including what the spool of earlier
     // runs held.
     Ok(format!(
-        "telemetry: {status}\nevents: {}",
+        "telemetry: {status}\nexit: {exit}\nevents: {}",
         session.telemetry.stats()
     ))
 }

@@ -8,12 +8,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::command::CommandBuilder;
+use crate::exit::{self, Exit, ExitMode};
 use crate::policy::{self, ContextSource, DisabledBy, EnvNames, Inputs, Status};
+use crate::queue::{Config, Props, Shared, Sink, SpoolCount, Stats};
 use crate::scrub::Scrubber;
 use crate::spool::Spool;
 use crate::transport::{Transport, check_endpoint};
-use crate::worker::{Config, Props, Shared, Sink, Stats};
-use crate::{delivery, global};
+use crate::{courier, global, worker};
 
 /// The default slow threshold: a command that runs this long sends a
 /// finished event even when it succeeds.
@@ -44,6 +45,7 @@ pub struct Builder {
     desktop: Option<bool>,
     slow_threshold: Duration,
     exit_budget: Duration,
+    exit: Option<Exit>,
     queue_capacity: usize,
     transport: Option<Box<dyn Transport>>,
     enabled: bool,
@@ -76,6 +78,7 @@ impl Builder {
             desktop: None,
             slow_threshold: DEFAULT_SLOW_THRESHOLD,
             exit_budget: DEFAULT_EXIT_BUDGET,
+            exit: None,
             queue_capacity: DEFAULT_QUEUE_CAPACITY,
             transport: None,
             enabled: true,
@@ -143,8 +146,8 @@ impl Builder {
         self
     }
 
-    /// The longest that dropping the guard waits for delivery (default
-    /// 500 ms). No request outlives it.
+    /// The longest that dropping the guard waits for delivery in
+    /// [`Exit::Wait`] (default 500 ms). No request outlives it.
     pub fn exit_budget(mut self, budget: Duration) -> Self {
         self.exit_budget = budget;
         self
@@ -171,10 +174,15 @@ impl Builder {
 
     /// Reads the opt-out and override variables (`<APP>_DISABLE_TELEMETRY`,
     /// `DO_NOT_TRACK`, `<APP>_TELEMETRY_ENDPOINT`, `<APP>_TELEMETRY_DEBUG`,
-    /// `<APP>_HOME`, `<APP>_UI`, `HOME`) from `vars` instead of the process
-    /// environment: for a host that runs commands on behalf of a client
-    /// with its own environment, and for tests. Proxy variables are always
-    /// read from the process environment.
+    /// `<APP>_HOME`, `<APP>_UI`, `HOME`, `USERPROFILE`, `USER`, `USERNAME`,
+    /// `LOGNAME`, and the CI variables of [`CI_VARIABLES`](crate::CI_VARIABLES))
+    /// from `vars` instead of the process environment: for a host that runs
+    /// commands on behalf of a client with its own environment, and for
+    /// tests. Proxy variables are always read from the process environment.
+    ///
+    /// A courier would read the process environment, not `vars`, so with a
+    /// custom environment the exit is [`Exit::Wait`] (or
+    /// [`Exit::NextRun`], if chosen), never [`Exit::Handoff`].
     pub fn env<K: Into<String>, V: Into<String>>(
         mut self,
         vars: impl IntoIterator<Item = (K, V)>,
@@ -194,8 +202,24 @@ impl Builder {
         self
     }
 
+    /// What dropping the guard does with events not yet delivered:
+    /// [`Exit::Handoff`] (the default) writes them to the spool and starts
+    /// a detached courier that delivers them, so the exit waits for no
+    /// network; [`Exit::Wait`] delivers within the exit budget;
+    /// [`Exit::NextRun`] leaves them for the next run. In CI, and with
+    /// [`env`](Self::env), the default is [`Exit::Wait`]; see [`ExitMode`].
+    pub fn exit(mut self, exit: Exit) -> Self {
+        self.exit = Some(exit);
+        self
+    }
+
     /// Applies the opt-out rules and, when telemetry is on, starts the
     /// background worker and makes this the process's current client.
+    ///
+    /// Call it first in `main`, before parsing arguments or doing any other
+    /// work: in a courier (this executable started again to deliver what
+    /// an earlier run left) it delivers the spool and exits the process
+    /// instead of returning.
     ///
     /// Never fails: when telemetry cannot run, the guard says why in
     /// [`Telemetry::status`]. When off, nothing is read but the environment
@@ -215,95 +239,135 @@ impl Builder {
         if cfg!(not(feature = "telemetry")) {
             return Err(DisabledBy::CompiledOut);
         }
-        let names = EnvNames::new(&self.app);
-        let map = self.env.take();
-        let env = |name: &str| -> Option<String> {
-            match &map {
-                Some(map) => map.get(name).cloned(),
-                None => process_env(name),
-            }
-        };
-        let config_dir = self
-            .config_dir
-            .clone()
-            .or_else(|| default_config_dir(&self.app, &env));
-        let decided = if global::is_disabled() {
-            Err((DisabledBy::Runtime, config_dir))
-        } else {
-            self.decide(&names, &env, config_dir)
-        };
-        match decided {
-            Ok(started) => Ok(started),
-            Err((rule, config_dir)) => {
-                if env(&names.debug).is_some_and(|v| policy::is_truthy(&v)) {
-                    eprintln!("devsy-telemetry: telemetry is off: {rule}");
-                }
-                // Telemetry is off: what an earlier run left unsent goes too.
-                if let Some(dir) =
-                    config_dir.filter(|_| !matches!(rule, DisabledBy::WorkerUnavailable { .. }))
-                {
-                    let _ = Spool::delete(&dir);
-                }
-                Err(rule)
-            }
+        if let Some(invocation) = courier::Invocation::of_process() {
+            courier::run(self, invocation.as_ref());
         }
+        let env = Env(self.env.take());
+        let names = EnvNames::new(&self.app);
+        let config_dir = self.resolved_config_dir(&env);
+        let debug = env.flag(&names.debug);
+        let started = if global::is_disabled() {
+            Err(DisabledBy::Runtime)
+        } else {
+            self.decide(&names, &env, config_dir.as_deref(), None)
+                .and_then(|context| {
+                    let sink = self.sink(&names, &env, debug)?;
+                    Ok((context, sink))
+                })
+                .and_then(|(context, sink)| {
+                    self.run_worker(&names, &env, config_dir.clone(), context, sink, debug)
+                })
+        };
+        started.inspect_err(|rule| {
+            if debug {
+                eprintln!("devsy-telemetry: telemetry is off: {rule}");
+            }
+            // Telemetry is off: what an earlier run left unsent goes too.
+            if !matches!(rule, DisabledBy::WorkerUnavailable { .. })
+                && let Some(dir) = &config_dir
+            {
+                Spool::new(dir).forget();
+            }
+        })
     }
 
-    fn decide(
-        self,
+    /// The config dir: the builder's, else `$<APP>_HOME`, else `~/.<app>`.
+    pub(crate) fn resolved_config_dir(&self, env: &Env) -> Option<PathBuf> {
+        self.config_dir
+            .clone()
+            .or_else(|| default_config_dir(&self.app, &|name| env.get(name)))
+    }
+
+    /// The opt-out rules; `context`, when given, instead of the builder's.
+    /// Returns the context whose options applied.
+    pub(crate) fn decide(
+        &self,
         names: &EnvNames,
-        env: &dyn Fn(&str) -> Option<String>,
-        config_dir: Option<PathBuf>,
-    ) -> Result<(Arc<Shared>, bool), (DisabledBy, Option<PathBuf>)> {
-        let store_path = config_dir.as_ref().map(|dir| dir.join("config.json"));
+        env: &Env,
+        config_dir: Option<&Path>,
+        context: Option<&str>,
+    ) -> Result<String, DisabledBy> {
+        let store_path = config_dir.map(|dir| dir.join("config.json"));
         let source = match &self.context_option {
             Some(value) => ContextSource::Given(value.as_deref()),
             None => ContextSource::Store(store_path.as_deref()),
         };
-        let decided = policy::decide(&Inputs {
+        policy::decide(&Inputs {
             names,
-            env,
+            env: &|name| env.get(name),
             version: &self.version,
             enabled: self.enabled,
-            context: self.context.as_deref(),
+            context: context.or(self.context.as_deref()),
             source,
-        });
-        if let Err(rule) = decided {
-            return Err((rule, config_dir));
-        }
+        })
+    }
 
-        let debug = env(&names.debug).is_some_and(|v| policy::is_truthy(&v));
-        let sink = if debug {
-            Sink::Debug
-        } else if let Some(transport) = self.transport {
-            Sink::Custom(transport)
-        } else {
-            let endpoint = env(&names.endpoint)
-                .filter(|e| !e.trim().is_empty())
-                .or(self.endpoint);
-            let Some(endpoint) = endpoint else {
-                let variable = names.endpoint.clone();
-                return Err((DisabledBy::NoEndpoint { variable }, config_dir));
-            };
-            if let Err(reason) = check_endpoint(&endpoint) {
-                return Err((DisabledBy::InvalidEndpoint { endpoint, reason }, config_dir));
-            }
-            Sink::Http(endpoint)
+    /// The app's name, as given.
+    pub(crate) fn app(&self) -> &str {
+        &self.app
+    }
+
+    /// Where batches go: printed in debug mode, the custom transport, or
+    /// HTTP to the endpoint (`<APP>_TELEMETRY_ENDPOINT` first).
+    pub(crate) fn sink(
+        &mut self,
+        names: &EnvNames,
+        env: &Env,
+        debug: bool,
+    ) -> Result<Sink, DisabledBy> {
+        if debug {
+            return Ok(Sink::Debug);
+        }
+        if let Some(transport) = self.transport.take() {
+            return Ok(Sink::Custom(transport));
+        }
+        let endpoint = env
+            .get(&names.endpoint)
+            .filter(|e| !e.trim().is_empty())
+            .or_else(|| self.endpoint.clone());
+        let Some(endpoint) = endpoint else {
+            let variable = names.endpoint.clone();
+            return Err(DisabledBy::NoEndpoint { variable });
         };
-        let desktop = self
-            .desktop
-            .unwrap_or_else(|| env(&names.ui).is_some_and(|v| policy::is_truthy(&v)));
-        let home = env("HOME").or_else(|| env("USERPROFILE"));
-        let user = env("USER")
-            .or_else(|| env("USERNAME"))
-            .or_else(|| env("LOGNAME"))
+        if let Err(reason) = check_endpoint(&endpoint) {
+            return Err(DisabledBy::InvalidEndpoint { endpoint, reason });
+        }
+        Ok(Sink::Http(endpoint))
+    }
+
+    fn run_worker(
+        self,
+        names: &EnvNames,
+        env: &Env,
+        config_dir: Option<PathBuf>,
+        context: String,
+        sink: Sink,
+        debug: bool,
+    ) -> Result<(Arc<Shared>, bool), DisabledBy> {
+        let desktop = self.desktop.unwrap_or_else(|| env.flag(&names.ui));
+        let home = env.get("HOME").or_else(|| env.get("USERPROFILE"));
+        let user = env
+            .get("USER")
+            .or_else(|| env.get("USERNAME"))
+            .or_else(|| env.get("LOGNAME"))
             .or_else(|| {
                 let home = home.as_deref()?;
                 Path::new(home)
                     .file_name()
                     .map(|n| n.to_string_lossy().into_owned())
             });
-
+        let exit = exit::choose(
+            self.exit,
+            debug,
+            config_dir.is_some(),
+            env.0.is_some(),
+            &|name| env.get(name),
+            self.exit_budget,
+        );
+        if debug {
+            eprintln!("devsy-telemetry: debug mode: events are printed, not sent; exit: {exit}");
+        }
+        let spool = config_dir.as_deref().filter(|_| !debug).map(Spool::new);
         let shared = Arc::new(Shared::new(Config {
             event_type: format!("{}_cli", self.app),
             app: self.app,
@@ -312,16 +376,38 @@ impl Builder {
             desktop,
             slow_threshold: self.slow_threshold,
             exit_budget: self.exit_budget,
+            exit,
             capacity: self.queue_capacity,
-            config_dir: config_dir.clone(),
+            config_dir,
+            spool,
+            context,
             scrubber: Scrubber::new(home.as_deref(), user.as_deref()),
         }));
-        if let Err(e) = delivery::spawn(&shared, sink) {
+        if let Err(e) = worker::spawn(&shared, sink) {
             let reason = e.to_string();
-            return Err((DisabledBy::WorkerUnavailable { reason }, config_dir));
+            return Err(DisabledBy::WorkerUnavailable { reason });
         }
         global::install(&shared);
         Ok((shared, debug))
+    }
+}
+
+/// The environment the runtime reads: the process's, or the map given to
+/// [`Builder::env`].
+#[derive(Debug)]
+pub(crate) struct Env(pub Option<HashMap<String, String>>);
+
+impl Env {
+    pub(crate) fn get(&self, name: &str) -> Option<String> {
+        match &self.0 {
+            Some(map) => map.get(name).cloned(),
+            None => process_env(name),
+        }
+    }
+
+    /// A flag variable is on (see [`policy::is_truthy`]).
+    pub(crate) fn flag(&self, name: &str) -> bool {
+        self.get(name).is_some_and(|v| policy::is_truthy(&v))
     }
 }
 
@@ -346,8 +432,9 @@ pub(crate) fn default_config_dir(
         })
 }
 
-/// The running telemetry of one app. Dropping it flushes what is queued,
-/// waiting no longer than the exit budget, and stops the worker.
+/// The running telemetry of one app. Dropping it stops the worker and does
+/// with what is not yet delivered what the [`ExitMode`] says: by default,
+/// hands it to a detached courier, waiting for no network.
 ///
 /// Keep it alive for the whole of `main`:
 ///
@@ -361,7 +448,7 @@ pub(crate) fn default_config_dir(
 ///     println!("docker");
 ///     span.finish_ok();
 ///     std::process::ExitCode::SUCCESS
-///     // `telemetry` drops here: at most 500 ms to deliver
+///     // `telemetry` drops here: what is left goes to a courier
 /// }
 /// ```
 #[must_use = "dropping the guard stops telemetry at once"]
@@ -372,8 +459,13 @@ pub struct Telemetry {
 
 #[derive(Debug)]
 enum Inner {
-    On { shared: Arc<Shared>, debug: bool },
+    On {
+        shared: Arc<Shared>,
+        debug: bool,
+    },
     Off(DisabledBy),
+    /// [`Telemetry::finish`] ended it.
+    Ended,
 }
 
 impl Telemetry {
@@ -394,7 +486,72 @@ impl Telemetry {
             Inner::On { debug: true, .. } => Status::Debug,
             Inner::On { debug: false, .. } => Status::Enabled,
             Inner::Off(rule) => Status::Disabled(rule.clone()),
+            Inner::Ended => Status::Disabled(DisabledBy::Runtime),
         }
+    }
+
+    /// What dropping the guard will do with events not yet delivered, and
+    /// why that mode is in force; `None` when telemetry is off.
+    #[must_use]
+    pub fn exit_mode(&self) -> Option<ExitMode> {
+        match &self.inner {
+            Inner::On { shared, .. } => Some(shared.config.exit.clone()),
+            Inner::Off(_) | Inner::Ended => None,
+        }
+    }
+
+    /// Ends telemetry now, exactly as dropping the guard does, and returns
+    /// the final counts. For a host that ends with `std::process::exit`,
+    /// which runs no destructors: call this first.
+    ///
+    /// ```no_run
+    /// let telemetry = devsy_telemetry_runtime::Telemetry::builder("devsy")
+    ///     .version("v0.5.29")
+    ///     .endpoint("https://telemetry.devsy.sh/v1/insert")
+    ///     .start();
+    /// // … the command …
+    /// let stats = telemetry.finish(); // hands off, waits or keeps, as configured
+    /// std::process::exit(if stats.recorded > 0 { 0 } else { 0 });
+    /// ```
+    pub fn finish(mut self) -> Stats {
+        self.end()
+    }
+
+    /// The exit: stops recording, then delivers, hands off or keeps what
+    /// is left, as the exit mode says.
+    fn end(&mut self) -> Stats {
+        let Inner::On { shared, debug } = std::mem::replace(&mut self.inner, Inner::Ended) else {
+            return Stats::default();
+        };
+        global::uninstall(&shared);
+        let exit = &shared.config.exit;
+        // Nowhere to keep events (the config dir cannot be made): deliver
+        // them now instead.
+        let mode = match exit.mode {
+            Exit::Handoff | Exit::NextRun
+                if !shared.config.spool.as_ref().is_some_and(Spool::usable) =>
+            {
+                Exit::Wait
+            }
+            mode => mode,
+        };
+        if mode == Exit::Wait {
+            // Most of the budget for delivery; a little to keep, on this
+            // thread, what the worker could not take in time.
+            let budget = exit.budget;
+            let _ = shared.flush_for_exit(budget.saturating_sub(budget / 10));
+        }
+        worker::keep_undelivered(&shared);
+        let held = shared.release_spool_lock();
+        let stats = shared.stats();
+        // A run that recorded nothing starts nothing.
+        if mode == Exit::Handoff && stats.recorded > 0 && !shared.is_disabled() {
+            hand_off(&shared, held);
+        }
+        if debug {
+            eprintln!("devsy-telemetry: {stats}");
+        }
+        shared.stats()
     }
 
     /// What happened to the events so far.
@@ -402,7 +559,7 @@ impl Telemetry {
     pub fn stats(&self) -> Stats {
         match &self.inner {
             Inner::On { shared, .. } => shared.stats(),
-            Inner::Off(_) => Stats::default(),
+            Inner::Off(_) | Inner::Ended => Stats::default(),
         }
     }
 
@@ -411,7 +568,7 @@ impl Telemetry {
     pub fn command(&self, path: impl Into<Cow<'static, str>>) -> CommandBuilder {
         match &self.inner {
             Inner::On { shared, .. } => CommandBuilder::new(Some(Arc::clone(shared)), path),
-            Inner::Off(_) => CommandBuilder::off(),
+            Inner::Off(_) | Inner::Ended => CommandBuilder::off(),
         }
     }
 
@@ -421,7 +578,7 @@ impl Telemetry {
     pub fn flush(&self, timeout: Duration) -> bool {
         match &self.inner {
             Inner::On { shared, .. } => shared.flush(timeout),
-            Inner::Off(_) => true,
+            Inner::Off(_) | Inner::Ended => true,
         }
     }
 
@@ -437,18 +594,28 @@ impl Telemetry {
 
 impl Drop for Telemetry {
     fn drop(&mut self) {
-        if let Inner::On { shared, debug } = &self.inner {
-            global::uninstall(shared);
-            // Most of the budget for delivery; a little to keep, on this
-            // thread, what the worker could not take in time.
-            let budget = shared.config.exit_budget;
-            if !shared.flush_for_exit(budget.saturating_sub(budget / 10)) && !*debug {
-                delivery::keep_queued(shared);
-            }
-            shared.close();
-            if *debug {
-                eprintln!("devsy-telemetry: {}", shared.stats());
-            }
-        }
+        self.end();
+    }
+}
+
+/// Starts a courier when batches wait in the spool and nobody else holds
+/// its lock: a courier that holds it takes the new batches before it ends.
+fn hand_off(shared: &Shared, held_lock: bool) {
+    let Some(spool) = &shared.config.spool else {
+        return;
+    };
+    let Some(dir) = shared.config.config_dir.as_deref() else {
+        return;
+    };
+    if !courier::has_pending(dir) {
+        return;
+    }
+    if !held_lock {
+        // Taken and let go at once: only to see that nobody holds it.
+        let Some(free) = spool.lock() else { return };
+        drop(free);
+    }
+    if courier::spawn(&shared.config).is_err() {
+        shared.count_spool(SpoolCount::CourierUnavailable, 1);
     }
 }

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crate::coarse::{self, CoarseInstant};
-use crate::worker::{Finish, Props, Record, Shared};
+use crate::queue::{Finish, Props, Record, Shared};
 
 /// A command about to start: set its properties, then [`start`](Self::start) it.
 ///

@@ -6,7 +6,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 
-use crate::worker::Shared;
+use crate::queue::Shared;
 
 /// True while an enabled client is installed: the attribute's whole cost
 /// when telemetry is off is loading this.

@@ -11,10 +11,13 @@
 //! - [`context`]: the config store ([`ContextStore`]);
 //! - [`event`]: the wire format;
 //! - `identity`: the hashed machine id, Go's arch and os names;
-//! - `worker`: the queue between the caller and the worker thread, the
-//!   flush and the exit budget;
-//! - `delivery`: the worker thread: batches, retries, backoff;
-//! - `spool`: undelivered batches on disk, for the next run;
+//! - `queue`: the caller's side: the queue to the worker thread, the flush
+//!   and the exit budget, the counters;
+//! - `worker`: the worker thread: a batch's states, retries and backoff,
+//!   encoding;
+//! - [`exit`](Exit): what the exit does with what is not yet delivered;
+//! - `courier`: the detached process that delivers it;
+//! - `spool`: undelivered batches on disk, for a courier or the next run;
 //! - `scrub`: personal data removed from error messages;
 //! - [`transport`](Transport): the trait, HTTP, and the recording transport.
 //!
@@ -48,12 +51,14 @@ mod builder;
 mod coarse;
 mod command;
 pub mod context;
-mod delivery;
+mod courier;
 pub mod event;
+mod exit;
 mod global;
 mod identity;
 mod outcome;
 pub mod policy;
+mod queue;
 mod scrub;
 mod spool;
 mod transport;
@@ -71,10 +76,12 @@ pub use builder::{
 };
 pub use command::{CommandBuilder, CommandSpan, IntoProperty};
 pub use context::{ContextError, ContextStore};
+pub use courier::COURIER_LIFETIME;
+pub use exit::{CI_VARIABLES, Exit, ExitMode, ExitReason};
 pub use outcome::CommandOutcome;
 pub use policy::{DisabledBy, Status};
+pub use queue::Stats;
 pub use transport::{HttpTransport, RecordingTransport, Transport, TransportError, USER_AGENT};
-pub use worker::Stats;
 
 /// A command of the current app (the one whose [`Telemetry`] guard is
 /// alive), by its path without the app name. Records nothing when telemetry

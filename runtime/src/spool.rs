@@ -38,6 +38,8 @@ const STALE_TEMP: Duration = Duration::from_secs(600);
 const STALE_INFLIGHT: Duration = Duration::from_secs(120);
 const INFLIGHT_PREFIX: &str = ".inflight-";
 const RETRY_AFTER_FILE: &str = "retry-after";
+/// What the last courier did, for a person (or a test) to read.
+pub(crate) const COURIER_NOTE: &str = "courier-last";
 const LOCK_FILE: &str = ".lock";
 
 /// One batch on disk.
@@ -70,12 +72,12 @@ impl Spool {
         }
     }
 
-    /// Deletes the whole spool (telemetry was turned off). Missing is fine.
-    pub(crate) fn delete(config_dir: &Path) -> io::Result<()> {
-        match fs::remove_dir_all(config_dir.join(SPOOL_DIR)) {
-            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
-            _ => Ok(()),
-        }
+    /// Deletes the whole spool: telemetry is off, so nothing an earlier
+    /// run left is sent. The one place the spool is deleted; called where
+    /// "off" is seen: at start, by `disable()`, and by a courier before a
+    /// send. Missing is fine; a spool that cannot be deleted is left.
+    pub(crate) fn forget(&self) {
+        let _ = fs::remove_dir_all(&self.dir);
     }
 
     /// Writes one batch atomically and returns its entry. `inflight`: the
@@ -165,7 +167,7 @@ impl Spool {
             else {
                 continue;
             };
-            if name == RETRY_AFTER_FILE || name == LOCK_FILE {
+            if name == RETRY_AFTER_FILE || name == LOCK_FILE || name == COURIER_NOTE {
                 continue;
             }
             let path = match name.strip_prefix(INFLIGHT_PREFIX) {
@@ -294,6 +296,22 @@ impl Spool {
             .join(format!(".{RETRY_AFTER_FILE}.{}.tmp", std::process::id()));
         fs::write(&tmp, micros.to_string())?;
         fs::rename(&tmp, self.dir.join(RETRY_AFTER_FILE))
+    }
+
+    /// Whether batches can be kept here: the directory exists or can be made.
+    pub(crate) fn usable(&self) -> bool {
+        fs::create_dir_all(&self.dir).is_ok()
+    }
+
+    /// Keeps one line about how the last courier ended (atomically; never
+    /// creates the spool).
+    pub(crate) fn note_courier(&self, line: &str) {
+        let tmp = self
+            .dir
+            .join(format!(".{COURIER_NOTE}.{}.tmp", std::process::id()));
+        if fs::write(&tmp, format!("{line}\n")).is_ok() {
+            let _ = fs::rename(&tmp, self.dir.join(COURIER_NOTE));
+        }
     }
 
     /// Forgets the wait once it has passed.

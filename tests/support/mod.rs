@@ -6,6 +6,9 @@
 
 #![allow(dead_code)] // each test file uses a different part
 
+pub mod couriers;
+pub mod proxy;
+
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -207,6 +210,11 @@ impl Server {
             .unwrap_or_else(PoisonError::into_inner);
         script.modes = vec![mode];
         script.next = 0;
+    }
+
+    /// Where it listens.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
     }
 
     /// `http://127.0.0.1:<port>/v1/insert`
@@ -603,10 +611,18 @@ pub fn example(name: &str) -> PathBuf {
 }
 
 /// An example run as a CLI user would run it, with an empty environment but
-/// for `DEVSY_HOME` (a temporary directory) and `vars`.
+/// for `DEVSY_HOME` (a temporary directory), `CI=true` and `vars`.
+///
+/// `CI=true` makes the exit wait for delivery (`Exit::Wait`), so that what
+/// a run sent has arrived when it returns and no courier outlives the test;
+/// the courier's tests clear it with `("CI", "")`.
 pub fn run_example(name: &str, args: &[&str], home: &Path, vars: &[(&str, &str)]) -> Output {
     let mut command = Command::new(example(name));
-    command.args(args).env_clear().env("DEVSY_HOME", home);
+    command
+        .args(args)
+        .env_clear()
+        .env("DEVSY_HOME", home)
+        .env("CI", "true");
     for (key, value) in vars {
         command.env(key, value);
     }

@@ -1,6 +1,7 @@
-//! The queue between the caller's thread and the background worker, and
-//! the flush that holds the exit budget. The worker thread's side, batches,
-//! retries and the spool, is in [`delivery`](crate::delivery).
+//! The caller's side: the queue between the caller's thread and the
+//! background worker, the flush that holds the exit budget, and the
+//! counters. The worker thread's side, batches, retries and the spool, is
+//! in [`worker`](crate::worker).
 //!
 //! The caller's side only moves a small [`Record`] into a bounded queue under
 //! a short lock. It never blocks on the worker, never serialises, never reads
@@ -16,19 +17,32 @@
 
 use std::borrow::Cow;
 use std::collections::VecDeque;
+use std::fs::File;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::thread::{self, Thread};
 use std::time::{Duration, Instant};
 
+use crate::exit::ExitMode;
 use crate::scrub::Scrubber;
+use crate::spool::Spool;
 use crate::transport::Transport;
 
 /// Most events in one request.
 pub(crate) const BATCH_SIZE: usize = 100;
 /// How long the first event of a batch waits for company.
 pub(crate) const BATCH_WINDOW: Duration = Duration::from_secs(1);
+/// How long the first event of the process waits: sent early, so that a
+/// command that runs longer than a few round trips has its start event
+/// delivered while it runs. Long enough that a command of a few
+/// milliseconds exits first, with no request in flight, and hands its
+/// events to the courier (nothing sent twice); see BENCHMARKS.md for the
+/// measurement behind the figure.
+pub(crate) const FIRST_WINDOW: Duration = Duration::from_millis(75);
+/// The longest the exit waits for the worker to finish turning records it
+/// has taken from the queue into a batch (CPU only, no network).
+const TRANSIT_WAIT: Duration = Duration::from_millis(100);
 
 /// What the caller's thread records: moved into the queue as is.
 #[derive(Debug)]
@@ -71,9 +85,15 @@ pub(crate) struct Config {
     pub desktop: bool,
     pub slow_threshold: Duration,
     pub exit_budget: Duration,
+    /// What dropping the guard does with what is not yet delivered.
+    pub exit: ExitMode,
     pub capacity: usize,
     /// Where the fallback machine id and the spool are kept.
     pub config_dir: Option<PathBuf>,
+    /// Undelivered batches: `None` without a config dir, and in debug mode.
+    pub spool: Option<Spool>,
+    /// The context whose options applied: a courier checks the same one.
+    pub context: String,
     /// Cleans error messages of personal data before they are sent.
     pub scrubber: Scrubber,
 }
@@ -139,6 +159,11 @@ pub struct Stats {
     pub spool_too_old: u64,
     /// Spool files removed because they were corrupt or truncated.
     pub spool_corrupt_files: u64,
+    /// Couriers that should have been started at exit and could not be
+    /// (the executable was replaced, spawning is forbidden): their batches
+    /// wait in the spool for the next run. Reported by
+    /// [`Telemetry::finish`](crate::Telemetry::finish).
+    pub courier_unavailable: u64,
 }
 
 impl std::fmt::Display for Stats {
@@ -147,7 +172,7 @@ impl std::fmt::Display for Stats {
             f,
             "{} recorded, {} delivered, {} spooled; dropped: {} queue full, {} rejected, \
              {} failed, {} discarded; spool: {} delivered, {} rejected, {} dropped full, \
-             {} dropped too old, {} corrupt files",
+             {} dropped too old, {} corrupt files; {} couriers unavailable",
             self.recorded,
             self.delivered,
             self.spooled,
@@ -159,7 +184,8 @@ impl std::fmt::Display for Stats {
             self.spool_rejected,
             self.spool_full,
             self.spool_too_old,
-            self.spool_corrupt_files
+            self.spool_corrupt_files,
+            self.courier_unavailable
         )
     }
 }
@@ -182,6 +208,8 @@ pub(crate) enum SpoolCount {
     Full,
     TooOld,
     CorruptFiles,
+    /// Not about the spool's batches: a courier could not be started.
+    CourierUnavailable,
 }
 
 #[derive(Debug, Default)]
@@ -197,6 +225,7 @@ struct Counters {
     spool_full: AtomicU64,
     spool_too_old: AtomicU64,
     spool_corrupt_files: AtomicU64,
+    courier_unavailable: AtomicU64,
 }
 
 impl Counters {
@@ -216,6 +245,12 @@ struct Queue {
     items: VecDeque<Record>,
     /// When the current batch began.
     first_queued: Option<Instant>,
+    /// The process's first batch has been taken: later ones wait the full
+    /// [`BATCH_WINDOW`], not [`FIRST_WINDOW`].
+    first_taken: bool,
+    /// Records the worker has taken out and not yet made into an
+    /// [`Unsent`] batch: the exit waits for them, briefly.
+    in_transit: usize,
     /// Records ever accepted, and records that reached their end (see
     /// [`Settled`]): a flush waits for `settled` to catch up with `accepted`.
     accepted: u64,
@@ -242,12 +277,27 @@ pub(crate) struct Shared {
     worker: OnceLock<Thread>,
     /// Set by the worker once computed, for the exit to use too.
     pub machine_id: OnceLock<String>,
-    /// A batch of this run the worker is sending from memory: the exit
-    /// keeps it in the spool if the worker is still at it when the budget
-    /// ends. Whoever takes it out settles it.
-    pub in_flight: Mutex<Option<InFlight>>,
+    /// This run's batches that exist only in memory (waiting, or being
+    /// sent): the exit can keep them in the spool. Whoever takes one out
+    /// settles it.
+    unsent: Mutex<Vec<Unsent>>,
+    next_batch: AtomicU64,
+    /// Held while writing the spool, and by [`disable`](Self::disable)
+    /// while it deletes it: nothing written survives an opt-out.
+    spool_gate: Mutex<()>,
+    /// The spool's lock, while this process sends what earlier runs left.
+    /// Released by the exit before it starts a courier.
+    spool_lock: Mutex<Option<File>>,
     disabled: AtomicBool,
     counters: Counters,
+}
+
+/// A batch of this run that exists only in memory.
+#[derive(Debug)]
+pub(crate) struct Unsent {
+    pub id: u64,
+    pub body: Arc<Vec<u8>>,
+    pub events: usize,
 }
 
 impl Shared {
@@ -261,16 +311,17 @@ impl Shared {
             settled: Condvar::new(),
             worker: OnceLock::new(),
             machine_id: OnceLock::new(),
-            in_flight: Mutex::new(None),
+            unsent: Mutex::new(Vec::new()),
+            next_batch: AtomicU64::new(0),
+            spool_gate: Mutex::new(()),
+            spool_lock: Mutex::new(None),
             disabled: AtomicBool::new(false),
             counters: Counters::default(),
         }
     }
 
     fn lock(&self) -> MutexGuard<'_, Queue> {
-        // A panic while holding the lock cannot leave the queue inconsistent
-        // (every critical section is a few field updates), so keep going.
-        self.queue.lock().unwrap_or_else(PoisonError::into_inner)
+        lock(&self.queue)
     }
 
     fn wake_worker(&self) {
@@ -380,22 +431,16 @@ impl Shared {
         }
     }
 
-    /// Stops taking records; the worker keeps what is left in the spool and
-    /// exits. Does not wait.
-    pub(crate) fn close(&self) {
-        let mut queue = self.lock();
-        queue.closed = true;
-        drop(queue);
-        self.wake_worker();
-    }
-
     /// Stops at once, throws away everything queued (counted as discarded)
     /// and deletes the spool.
     pub(crate) fn disable(&self) {
-        self.disabled.store(true, Ordering::Relaxed);
-        if let Some(dir) = &self.config.config_dir {
-            // The worker deletes it again if it was writing just now.
-            let _ = crate::spool::Spool::delete(dir);
+        {
+            // After a write in progress, before any other.
+            let _gate = lock(&self.spool_gate);
+            self.disabled.store(true, Ordering::SeqCst);
+            if let Some(spool) = &self.config.spool {
+                spool.forget();
+            }
         }
         let mut queue = self.lock();
         queue.closed = true;
@@ -403,7 +448,84 @@ impl Shared {
         queue.items.clear();
         self.settle_locked(&mut queue, Settled::Discarded, dropped);
         drop(queue);
+        let unsent: usize = lock(&self.unsent).drain(..).map(|b| b.events).sum();
+        self.settle(Settled::Discarded, unsent);
         self.wake_worker();
+    }
+
+    /// Runs `write` on the spool, unless telemetry was disabled (or there
+    /// is no spool): then `None`.
+    pub(crate) fn with_spool<R>(&self, write: impl FnOnce(&Spool) -> R) -> Option<R> {
+        let _gate = lock(&self.spool_gate);
+        if self.is_disabled() {
+            return None;
+        }
+        self.config.spool.as_ref().map(write)
+    }
+
+    /// Keeps the spool's lock for as long as this process sends what
+    /// earlier runs left.
+    pub(crate) fn hold_spool_lock(&self, file: File) {
+        *lock(&self.spool_lock) = Some(file);
+    }
+
+    /// Lets the spool's lock go, for a courier; `true` if this process held it.
+    pub(crate) fn release_spool_lock(&self) -> bool {
+        lock(&self.spool_lock).take().is_some()
+    }
+
+    /// Registers a batch of this run that exists only in memory.
+    pub(crate) fn lend(&self, body: Arc<Vec<u8>>, events: usize) -> u64 {
+        let id = self.next_batch.fetch_add(1, Ordering::Relaxed);
+        lock(&self.unsent).push(Unsent { id, body, events });
+        id
+    }
+
+    /// Takes a batch back from the registry to settle or store it; `false`
+    /// when the exit (or `disable`) already took and settled it.
+    pub(crate) fn reclaim(&self, id: u64) -> bool {
+        let mut unsent = lock(&self.unsent);
+        match unsent.iter().position(|b| b.id == id) {
+            Some(i) => {
+                unsent.swap_remove(i);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// For the exit: the worker is told to stop, then everything of this
+    /// run not yet delivered or kept is taken out of its hands: the records
+    /// still queued, and the batches that exist only in memory. Waits
+    /// briefly for records the worker is turning into a batch.
+    pub(crate) fn take_undelivered(&self) -> (Vec<Record>, Vec<Unsent>) {
+        let mut queue = self.lock();
+        queue.closed = true;
+        let deadline = Instant::now() + TRANSIT_WAIT;
+        while queue.in_transit > 0 {
+            let Some(left) = deadline.checked_duration_since(Instant::now()) else {
+                break;
+            };
+            queue = self
+                .settled
+                .wait_timeout(queue, left)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+        queue.first_queued = None;
+        let records = queue.items.drain(..).collect();
+        drop(queue);
+        let unsent = std::mem::take(&mut *lock(&self.unsent));
+        self.wake_worker();
+        (records, unsent)
+    }
+
+    /// The worker made the records it took into batches (or gave up on them).
+    pub(crate) fn arrived(&self, count: usize) {
+        let mut queue = self.lock();
+        queue.in_transit = queue.in_transit.saturating_sub(count);
+        drop(queue);
+        self.settled.notify_all();
     }
 
     pub(crate) fn is_disabled(&self) -> bool {
@@ -417,13 +539,6 @@ impl Shared {
     /// The exit's flush has begun.
     pub(crate) fn is_exiting(&self) -> bool {
         self.lock().exiting
-    }
-
-    /// What is still queued, taken out (for the exit to keep).
-    pub(crate) fn take_queued(&self) -> Vec<Record> {
-        let mut queue = self.lock();
-        queue.first_queued = None;
-        queue.items.drain(..).collect()
     }
 
     pub(crate) fn stats(&self) -> Stats {
@@ -443,6 +558,7 @@ impl Shared {
             spool_full: load(&c.spool_full),
             spool_too_old: load(&c.spool_too_old),
             spool_corrupt_files: load(&c.spool_corrupt_files),
+            courier_unavailable: load(&c.courier_unavailable),
         }
     }
 
@@ -474,23 +590,25 @@ impl Shared {
             SpoolCount::Full => &c.spool_full,
             SpoolCount::TooOld => &c.spool_too_old,
             SpoolCount::CorruptFiles => &c.spool_corrupt_files,
+            SpoolCount::CourierUnavailable => &c.courier_unavailable,
         };
         counter.fetch_add(count as u64, Ordering::Relaxed);
     }
 
     /// Blocks the worker until there is something to do: records to send
-    /// (moved into `out`), the backlog to try (`backlog_at` has come), or
-    /// nothing more (closed: what was queued is moved into `out`).
+    /// (moved into `out`; the worker reports them with
+    /// [`arrived`](Self::arrived) once they are batches), the backlog to try
+    /// (`backlog_at` has come), or nothing more (closed).
     pub(crate) fn next(&self, out: &mut Vec<Record>, backlog_at: Option<Instant>) -> Next {
         let mut queue = self.lock();
-        // The first sleep on an empty queue is one batch window on a timer,
-        // so a busy caller's next record need not wake the worker; after
-        // that, the worker asks to be woken by the next record.
-        let mut grace = true;
+        // Once the first batch is out, the first sleep on an empty queue is
+        // one batch window on a timer, so a busy caller's next record need
+        // not wake the worker; after that, the worker asks to be woken by
+        // the next record. Before the first batch, the first record wakes
+        // it: that batch is sent early.
+        let mut grace = queue.first_taken;
         loop {
             if queue.closed {
-                out.extend(queue.items.drain(..));
-                queue.first_queued = None;
                 return Next::Exit;
             }
             let now = Instant::now();
@@ -499,20 +617,24 @@ impl Shared {
             let flush = queue.flush_deadline.filter(|_| queue.exiting);
             if urgent && !queue.items.is_empty() {
                 // Somebody waits: everything goes now.
-                out.extend(queue.items.drain(..));
+                Self::take(&mut queue, out, usize::MAX);
                 queue.first_queued = None;
                 return Next::Records { flush };
             }
             if backlog_at.is_some_and(|at| at <= now) {
                 return Next::Backlog { flush };
             }
+            let window = if queue.first_taken {
+                BATCH_WINDOW
+            } else {
+                FIRST_WINDOW
+            };
             let due = queue
                 .first_queued
                 .filter(|_| !queue.items.is_empty())
-                .map(|first| first + BATCH_WINDOW);
+                .map(|first| first + window);
             if due.is_some_and(|due| now >= due) || queue.items.len() >= self.batch_size() {
-                let n = queue.items.len().min(BATCH_SIZE);
-                out.extend(queue.items.drain(..n));
+                Self::take(&mut queue, out, BATCH_SIZE);
                 // The rest form the next batch, due a window from now at the latest.
                 queue.first_queued = (!queue.items.is_empty()).then_some(now);
                 return Next::Records { flush: None };
@@ -536,15 +658,22 @@ impl Shared {
             queue.wake_on_push = false;
         }
     }
+
+    /// Moves up to `most` records into `out`, in transit until they arrive
+    /// as a batch.
+    fn take(queue: &mut Queue, out: &mut Vec<Record>, most: usize) {
+        let n = queue.items.len().min(most);
+        out.extend(queue.items.drain(..n));
+        queue.in_transit += n;
+        queue.first_taken = true;
+    }
 }
 
-/// A batch being sent from memory.
-#[derive(Debug)]
-pub(crate) struct InFlight {
-    pub body: Arc<Vec<u8>>,
-    pub events: usize,
-    /// This run's records in it, not yet settled.
-    pub owned: usize,
+/// Locks a mutex whatever a panic elsewhere left in it: every critical
+/// section in the runtime is a few field updates, which a panic cannot
+/// leave half done.
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// What the worker does next.
@@ -554,6 +683,37 @@ pub(crate) enum Next {
     Records { flush: Option<Instant> },
     /// Try the backlog.
     Backlog { flush: Option<Instant> },
-    /// Closed: keep what is left, and exit.
+    /// Closed: the exit took what was left; the worker keeps its own
+    /// batches, and ends.
     Exit,
+}
+
+/// A client with a spool in a temporary directory, and no worker: for the
+/// unit tests of the batch states.
+#[cfg(test)]
+pub(crate) fn test_shared() -> (Shared, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = Config {
+        app: "devsy".into(),
+        event_type: "devsy_cli".into(),
+        version: "v1.0.0".into(),
+        defaults: Props::default(),
+        desktop: false,
+        slow_threshold: Duration::from_secs(10),
+        exit_budget: Duration::from_millis(500),
+        exit: crate::exit::choose(
+            None,
+            false,
+            true,
+            true,
+            &|_| None,
+            Duration::from_millis(500),
+        ),
+        capacity: 1000,
+        config_dir: Some(dir.path().to_path_buf()),
+        spool: Some(Spool::new(dir.path())),
+        context: "default".into(),
+        scrubber: Scrubber::new(None, None),
+    };
+    (Shared::new(config), dir)
 }

@@ -1,0 +1,251 @@
+//! The exit that hands off to a detached courier (`Exit::Handoff`, the
+//! default outside CI), against the real example binaries and a loopback
+//! server. Linux only: couriers are found through `/proc`.
+//!
+//! Every run here clears `CI` (the test support sets it, for the exit that
+//! waits); every test waits for its couriers (bounded) and kills any left
+//! by id, so none outlives it.
+
+#![cfg(target_os = "linux")]
+
+mod support;
+
+use std::path::Path;
+use std::process::Output;
+use std::time::Duration;
+
+use devsy_telemetry::{ContextStore, Exit, RecordingTransport, Telemetry};
+use support::couriers::{NoCourierLeft, finish_couriers, spooled_batches};
+use support::{Mode, Server, wait_until};
+
+/// Well above what a courier on loopback needs, well below "hangs".
+const GENEROUS: Duration = Duration::from_secs(10);
+
+/// `devsy` as a user runs it outside CI.
+fn devsy(home: &Path, endpoint: &str, args: &[&str]) -> Output {
+    support::run_example(
+        "devsy",
+        args,
+        home,
+        &[("CI", ""), ("DEVSY_TELEMETRY_ENDPOINT", endpoint)],
+    )
+}
+
+fn note(home: &Path) -> Option<String> {
+    std::fs::read_to_string(home.join("telemetry-spool").join("courier-last")).ok()
+}
+
+#[test]
+fn a_short_command_hands_its_events_to_a_courier_that_delivers_them() {
+    let home = tempfile::tempdir().expect("temp dir");
+    let _guard = NoCourierLeft(home.path().to_path_buf());
+    let server = Server::start(Mode::Status(200));
+    let output = devsy(
+        home.path(),
+        &server.endpoint(),
+        &["provider", "delete", "docker"],
+    );
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(
+        support::stderr(&output),
+        "error: provider 'docker' does not exist\n"
+    );
+    assert!(wait_until(GENEROUS, || server.events().len() == 2));
+    assert!(
+        finish_couriers(home.path(), GENEROUS),
+        "a courier outlived its work"
+    );
+    let summary = support::summary(&server.events());
+    assert_eq!(summary[0], ("devsy provider delete".into(), None));
+    assert_eq!(server.requests().len(), 1, "one request for both events");
+    assert_eq!(spooled_batches(home.path()), 0);
+    let note = note(home.path()).expect("the courier says how it ended");
+    assert!(
+        note.contains("the spool is empty; 1 batches sent"),
+        "{note}"
+    );
+}
+
+#[test]
+fn no_courier_starts_when_nothing_is_pending() {
+    let home = tempfile::tempdir().expect("temp dir");
+    let _guard = NoCourierLeft(home.path().to_path_buf());
+    let server = Server::start(Mode::Status(200));
+    // Records nothing: connects nowhere, starts nothing.
+    let output = devsy(home.path(), &server.endpoint(), &["version"]);
+    assert!(output.status.success());
+    // Runs longer than the first batch's window: its start event is
+    // delivered while it runs, and nothing is left at exit.
+    devsy(
+        home.path(),
+        &server.endpoint(),
+        &["provider", "add", "docker"],
+    );
+    assert!(wait_until(GENEROUS, || server.events().len() == 1));
+    assert!(finish_couriers(home.path(), GENEROUS));
+    let before = note(home.path());
+    let output = devsy(
+        home.path(),
+        &server.endpoint(),
+        &["up", "github.com/devsy-sh/devsy", "--delay", "0.5"],
+    );
+    assert!(output.status.success(), "{}", support::stderr(&output));
+    assert!(finish_couriers(home.path(), GENEROUS));
+    assert_eq!(
+        server.events().len(),
+        2,
+        "the start event of `up` was sent while it ran"
+    );
+    assert_eq!(
+        note(home.path()),
+        before,
+        "a courier ran with nothing to send"
+    );
+}
+
+#[test]
+fn no_courier_in_ci_in_debug_mode_or_when_opted_out() {
+    let server = Server::start(Mode::Status(200));
+    let cases: [(&str, &[(&str, &str)]); 3] = [
+        ("CI", &[("CI", "true")]),
+        ("debug", &[("CI", ""), ("DEVSY_TELEMETRY_DEBUG", "1")]),
+        ("opted out", &[("CI", ""), ("DEVSY_DISABLE_TELEMETRY", "1")]),
+    ];
+    for (case, vars) in cases {
+        let home = tempfile::tempdir().expect("temp dir");
+        let _guard = NoCourierLeft(home.path().to_path_buf());
+        let before = server.events().len();
+        let endpoint = server.endpoint();
+        let mut vars = vars.to_vec();
+        vars.push(("DEVSY_TELEMETRY_ENDPOINT", &endpoint));
+        let output = support::run_example("devsy", &["provider", "list"], home.path(), &vars);
+        assert!(output.status.success(), "{case}");
+        if case == "CI" {
+            // Delivered before the process exited.
+            assert_eq!(server.events().len(), before + 1, "{case}");
+        }
+        assert!(
+            finish_couriers(home.path(), Duration::from_millis(200)),
+            "{case}"
+        );
+        assert_eq!(note(home.path()), None, "{case}: a courier ran");
+    }
+}
+
+#[test]
+fn without_a_config_dir_the_exit_waits_and_delivers() {
+    let server = Server::start(Mode::Status(200));
+    let output = std::process::Command::new(support::example("devsy"))
+        .args(["provider", "list"])
+        .env_clear()
+        .env("DEVSY_TELEMETRY_ENDPOINT", server.endpoint())
+        .output()
+        .expect("run devsy");
+    // No HOME: nowhere to keep events, so the exit waits for delivery.
+    assert!(!server.events().is_empty(), "{}", support::stderr(&output));
+}
+
+#[test]
+fn never_two_couriers_send_at_once_and_every_event_arrives() {
+    let home = tempfile::tempdir().expect("temp dir");
+    let _guard = NoCourierLeft(home.path().to_path_buf());
+    // Slow enough that a second courier, if one started, would overlap.
+    let server = Server::start(Mode::Delay(Duration::from_millis(300), 200));
+    for _ in 0..4 {
+        let output = devsy(home.path(), &server.endpoint(), &["provider", "list"]);
+        assert!(output.status.success());
+    }
+    let mut most = 0;
+    let all = wait_until(GENEROUS * 2, || {
+        most = most.max(support::couriers::couriers_in(home.path()).len());
+        server.events().len() == 4
+    });
+    assert!(all, "{} of 4 events arrived", server.events().len());
+    assert!(finish_couriers(home.path(), GENEROUS));
+    assert!(most <= 1, "{most} couriers at once");
+}
+
+#[test]
+fn a_courier_that_finds_the_user_opted_out_since_deletes_the_spool_and_sends_nothing_more() {
+    let home = tempfile::tempdir().expect("temp dir");
+    let _guard = NoCourierLeft(home.path().to_path_buf());
+    // Two runs against a closed port: their couriers give up, and the
+    // spool keeps two batches.
+    let closed = support::closed_port_endpoint();
+    for _ in 0..2 {
+        devsy(home.path(), &closed, &["provider", "list"]);
+        assert!(finish_couriers(home.path(), GENEROUS));
+    }
+    assert_eq!(spooled_batches(home.path()), 2);
+    // A third run, against a slow server: its courier sends the oldest
+    // batch; meanwhile the user opts out.
+    let server = Server::start(Mode::Delay(Duration::from_secs(1), 200));
+    devsy(home.path(), &server.endpoint(), &["provider", "list"]);
+    assert!(wait_until(GENEROUS, || server.requests().len() == 1));
+    let path = home.path().join("config.json");
+    let mut store = ContextStore::open(&path).expect("open the store");
+    store
+        .set_option("default", "TELEMETRY", "false")
+        .expect("set the option");
+    store.save().expect("save the store");
+    assert!(finish_couriers(home.path(), GENEROUS));
+    assert_eq!(server.requests().len(), 1, "sent after the opt-out");
+    assert!(
+        !home.path().join("telemetry-spool").exists(),
+        "the spool outlived the opt-out"
+    );
+}
+
+#[test]
+fn a_host_that_starts_late_runs_none_of_its_code_in_a_courier_and_the_next_run_delivers() {
+    let home = tempfile::tempdir().expect("temp dir");
+    let _guard = NoCourierLeft(home.path().to_path_buf());
+    let server = Server::start(Mode::Status(200));
+    let endpoint = server.endpoint();
+    let vars = [("CI", ""), ("DEVSY_TELEMETRY_ENDPOINT", endpoint.as_str())];
+    let output = support::run_example("late_start", &["work"], home.path(), &vars);
+    assert!(output.status.success(), "{}", support::stderr(&output));
+    assert!(finish_couriers(home.path(), GENEROUS));
+    // Its courier stopped at the unknown argument: nothing sent, nothing run.
+    assert_eq!(server.events().len(), 0);
+    assert_eq!(spooled_batches(home.path()), 1);
+    let ran = || std::fs::read_to_string(home.path().join("ran.log")).unwrap_or_default();
+    assert_eq!(ran(), "ran\n");
+    // The next run (waiting, in CI) sends the earlier run's event with its own.
+    let vars = [
+        ("CI", "true"),
+        ("DEVSY_TELEMETRY_ENDPOINT", endpoint.as_str()),
+    ];
+    let output = support::run_example("late_start", &["work"], home.path(), &vars);
+    assert!(output.status.success());
+    assert_eq!(server.events().len(), 2);
+    assert_eq!(ran(), "ran\nran\n", "a courier ran the host's command");
+}
+
+#[test]
+fn next_run_keeps_everything_for_the_next_run_and_wait_delivers_it() {
+    let home = tempfile::tempdir().expect("temp dir");
+    let _turn = support::one_at_a_time();
+    let recording = RecordingTransport::new();
+    let builder = || {
+        Telemetry::builder("devsy")
+            .version("v1.0.0")
+            .env([("HOME", "/nonexistent")])
+            .config_dir(home.path())
+            .transport(recording.clone())
+    };
+    let telemetry = builder().exit(Exit::NextRun).start();
+    telemetry.command("provider list").start().finish_ok();
+    let stats = telemetry.finish();
+    assert_eq!((stats.recorded, stats.spooled, stats.delivered), (1, 1, 0));
+    assert!(recording.events().is_empty(), "sent at exit");
+    assert_eq!(spooled_batches(home.path()), 1);
+
+    // The next run sends the spool first, then its own event.
+    let telemetry = builder().exit(Exit::Wait).start();
+    telemetry.command("provider use").start().finish_ok();
+    let stats = telemetry.finish();
+    assert_eq!((stats.spool_delivered, stats.delivered), (1, 1));
+    assert_eq!(recording.events().len(), 2);
+    assert_eq!(spooled_batches(home.path()), 0);
+}
