@@ -1,25 +1,40 @@
 //! Whole process (`cargo bench --bench process`): the `devsy` example,
-//! built in release, running `provider list`, timed from spawn to exit.
+//! built in release, timed from spawn to exit, with the default exit (hand
+//! off to a courier), against servers near and far. Linux: couriers are
+//! found through `/proc`.
 //!
-//! - telemetry on against a healthy loopback server, against telemetry off
-//!   (`DEVSY_DISABLE_TELEMETRY=true`), interleaved run by run so that both
-//!   see the same machine; every event must arrive;
-//! - telemetry on against a server that accepts and never answers: each
-//!   run must exit within the exit budget (500 ms) plus 50 ms.
+//! - `provider list`, telemetry on against off (`DEVSY_DISABLE_TELEMETRY`),
+//!   interleaved pair by pair, against a server 100 ms away (a loopback
+//!   proxy that delays each chunk 50 ms each way, and a connection's first
+//!   bytes one more round trip), a server that accepts and never answers,
+//!   and a healthy loopback server; the floor (one spawn of the example
+//!   with null stdio, one spool write) in the same run;
+//! - 30 runs 100 ms away: when the events arrive, and how many twice; the
+//!   same for a command about as long as the first batch's window;
+//! - 200 runs against a hanging server: couriers at once, their lifetime,
+//!   the spool's size;
+//! - `x=$(devsy provider list)` against a hanging server;
+//! - a command killed 1 s into a 3 s run, 100 ms away: its start event;
+//! - in CI mode, 100 ms away: delivered at exit, no courier.
 //!
-//! Prints min, median and max over the runs; BENCHMARKS.md has the figures.
+//! Prints min, median and max; BENCHMARKS.md has the figures.
 
 #[path = "../tests/support/mod.rs"]
 mod support;
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use devsy_telemetry::Transport as _;
-use support::{Mode, Server};
+use serde_json::Value;
+use support::couriers::{couriers_in, finish_couriers};
+use support::proxy::DelayProxy;
+use support::{Mode, Server, wait_until};
 
-const RUNS: usize = 30;
+const PAIRS: usize = 15;
+const ONE_WAY: Duration = Duration::from_millis(50);
+const COURIER_BOUND: Duration = Duration::from_secs(35);
 
 /// Builds the example in release (the benches do not build examples).
 fn devsy_binary() -> PathBuf {
@@ -39,26 +54,36 @@ fn devsy_binary() -> PathBuf {
     target.join("release").join("examples").join("devsy")
 }
 
-fn run(binary: &Path, home: &Path, vars: &[(&str, &str)]) -> Duration {
-    let started = Instant::now();
-    let status = Command::new(binary)
-        .args(["provider", "list"])
+fn command(binary: &Path, home: &Path, args: &[&str], vars: &[(&str, &str)]) -> Command {
+    let mut command = Command::new(binary);
+    command
+        .args(args)
         .env_clear()
         .env("DEVSY_HOME", home)
         .envs(vars.iter().copied())
+        .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(Stdio::null());
+    command
+}
+
+fn run(binary: &Path, home: &Path, args: &[&str], vars: &[(&str, &str)]) -> Duration {
+    let started = Instant::now();
+    let status = command(binary, home, args, vars)
         .status()
         .expect("run devsy");
     let elapsed = started.elapsed();
-    assert!(status.success(), "devsy provider list failed");
+    assert!(status.success(), "devsy {args:?} failed");
     elapsed
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
 }
 
 /// `min / median / max` in milliseconds.
 fn summary(times: &mut [Duration]) -> (f64, f64, f64) {
     times.sort();
-    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
     (
         ms(times[0]),
         ms(times[times.len() / 2]),
@@ -66,41 +91,232 @@ fn summary(times: &mut [Duration]) -> (f64, f64, f64) {
     )
 }
 
-/// The least that "a background thread delivers at exit" can cost, measured
-/// on its own: starting and joining a thread, and one POST to the same
-/// loopback server on a fresh connection, through the library's transport.
-fn floor(server: &Server, added_ms: f64) {
-    let mut threads: Vec<Duration> = (0..RUNS)
-        .map(|_| {
-            let started = Instant::now();
-            let worker = std::thread::Builder::new()
-                .name("floor".into())
-                .spawn(|| std::hint::black_box(vec![0_u8; 64]))
-                .expect("spawn");
-            let _ = worker.join();
-            started.elapsed()
-        })
-        .collect();
-    let body = br#"{"data":[]}"#;
-    let mut posts: Vec<Duration> = (0..RUNS)
-        .map(|_| {
-            let started = Instant::now();
-            let transport =
-                devsy_telemetry::HttpTransport::new(server.endpoint()).expect("endpoint");
-            transport
-                .send(body, Duration::from_secs(5))
-                .expect("delivered");
-            started.elapsed()
-        })
-        .collect();
-    let (_, thread_ms, _) = summary(&mut threads);
-    let (_, post_ms, _) = summary(&mut posts);
+/// On and off, pair by pair. Between pairs the couriers finish (not timed),
+/// so that none competes for the CPU, unless the server `hangs`: its one
+/// courier then waits on the network for its lifetime, and is killed at
+/// the end.
+fn pairs(binary: &Path, name: &str, endpoint: &str, hangs: bool) -> f64 {
+    let home = tempfile::tempdir().expect("temp dir");
+    let on = [("DEVSY_TELEMETRY_ENDPOINT", endpoint)];
+    let off = [
+        ("DEVSY_TELEMETRY_ENDPOINT", endpoint),
+        ("DEVSY_DISABLE_TELEMETRY", "true"),
+    ];
+    let args = ["provider", "list"];
+    // Warm the page cache.
+    run(binary, home.path(), &args, &off);
+    let (mut on_times, mut off_times) = (Vec::new(), Vec::new());
+    for _ in 0..PAIRS {
+        off_times.push(run(binary, home.path(), &args, &off));
+        on_times.push(run(binary, home.path(), &args, &on));
+        if !hangs {
+            finish_couriers(home.path(), COURIER_BOUND);
+        }
+    }
+    let (on_min, on_median, on_max) = summary(&mut on_times);
+    let (off_min, off_median, off_max) = summary(&mut off_times);
     println!(
-        "floor: thread start+join median {:.3} ms, one loopback POST on a new connection median {:.3} ms; \
-         together {:.3} ms of the {added_ms:.3} ms telemetry added",
-        thread_ms,
-        post_ms,
-        thread_ms + post_ms
+        "{name}: on min {on_min:.2} / median {on_median:.2} / max {on_max:.2} ms; \
+         off {off_min:.2} / {off_median:.2} / {off_max:.2} ms; \
+         median added {:+.2} ms ({PAIRS} pairs)",
+        on_median - off_median
+    );
+    // The hanging server's couriers would outlive the bench otherwise.
+    finish_couriers(home.path(), Duration::ZERO);
+    on_median - off_median
+}
+
+/// The least a hand-off can cost: starting the example with null stdio
+/// (not waited for), and writing one batch to a spool.
+fn floor(binary: &Path) {
+    let home = tempfile::tempdir().expect("temp dir");
+    let mut spawns: Vec<Duration> = (0..PAIRS)
+        .map(|_| {
+            let started = Instant::now();
+            let mut child = command(binary, home.path(), &["version"], &[])
+                .spawn()
+                .expect("spawn");
+            let spawned = started.elapsed();
+            let _ = child.wait();
+            spawned
+        })
+        .collect();
+    let body = vec![b'x'; 600];
+    let mut writes: Vec<Duration> = (0..PAIRS)
+        .map(|i| {
+            let started = Instant::now();
+            let tmp = home.path().join(format!(".{i}.tmp"));
+            std::fs::write(&tmp, &body).expect("write");
+            std::fs::rename(&tmp, home.path().join(format!("{i}.json"))).expect("rename");
+            started.elapsed()
+        })
+        .collect();
+    let (_, spawn_ms, _) = summary(&mut spawns);
+    let (_, write_ms, _) = summary(&mut writes);
+    println!(
+        "floor: one spawn of the example with null stdio median {spawn_ms:.3} ms, \
+         one spool write median {write_ms:.3} ms"
+    );
+}
+
+/// Events received more than once, by their timestamp and command.
+fn duplicates(events: &[Value]) -> usize {
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    for event in events {
+        let key = format!(
+            "{}{}{}",
+            event["event"]["timestamp"],
+            event["event"]["properties"]["command"],
+            event["event"]["properties"]["duration_ms"]
+        );
+        *seen.entry(key).or_default() += 1;
+    }
+    seen.values().map(|n| n - 1).sum()
+}
+
+/// `runs` runs 100 ms away: all events must arrive within 10 s of the last.
+fn delivery(binary: &Path, server: &Server, proxy: &DelayProxy, args: &[&str], runs: usize) {
+    let home = tempfile::tempdir().expect("temp dir");
+    if args[0] == "up" {
+        run(
+            binary,
+            home.path(),
+            &["provider", "add", "docker"],
+            &[("DEVSY_DISABLE_TELEMETRY", "1")],
+        );
+    }
+    let endpoint = proxy.endpoint();
+    let vars = [("DEVSY_TELEMETRY_ENDPOINT", endpoint.as_str())];
+    let before = server.events().len();
+    for _ in 0..runs {
+        run(binary, home.path(), args, &vars);
+    }
+    let last = Instant::now();
+    let arrived = wait_until(Duration::from_secs(10), || {
+        server.events().len() - before >= runs
+    });
+    let took = last.elapsed();
+    finish_couriers(home.path(), COURIER_BOUND);
+    let events = &server.events()[before..];
+    println!(
+        "{runs} runs of `devsy {}` 100 ms away: {} events (of {runs}) arrived{} {:.0} ms after the last run; {} received twice",
+        args.join(" "),
+        events.len() - duplicates(events),
+        if arrived {
+            ""
+        } else {
+            " (NOT ALL within 10 s)"
+        },
+        ms(took),
+        duplicates(events)
+    );
+}
+
+/// 200 runs against a hanging server.
+fn hanging_runs(binary: &Path, endpoint: &str) {
+    let home = tempfile::tempdir().expect("temp dir");
+    let vars = [("DEVSY_TELEMETRY_ENDPOINT", endpoint)];
+    let mut most = 0;
+    let started = Instant::now();
+    for _ in 0..200 {
+        run(binary, home.path(), &["provider", "list"], &vars);
+        most = most.max(couriers_in(home.path()).len());
+    }
+    let mut lived = started.elapsed();
+    let gone = wait_until(COURIER_BOUND, || {
+        let n = couriers_in(home.path()).len();
+        most = most.max(n);
+        lived = started.elapsed();
+        n == 0
+    });
+    let (entries, bytes) =
+        std::fs::read_dir(home.path().join("telemetry-spool")).map_or((0, 0), |dir| {
+            dir.flatten()
+                .filter(|f| f.file_name().to_string_lossy().ends_with(".json"))
+                .fold((0, 0), |(n, b), f| {
+                    (n + 1, b + f.metadata().map_or(0, |m| m.len()))
+                })
+        });
+    finish_couriers(home.path(), Duration::ZERO);
+    println!(
+        "200 runs against a hanging server: at most {most} courier(s) at once; \
+         the last gone {:.1} s after the first run{}; spool: {entries} batches, {bytes} bytes \
+         (caps 1,000 events, 1 MiB)",
+        lived.as_secs_f64(),
+        if gone { "" } else { " (NOT within 35 s)" }
+    );
+}
+
+/// `x=$(devsy provider list)`: the shell waits for every process holding
+/// the pipe, so a courier that kept stdout would hold it up.
+fn captured(binary: &Path, endpoint: &str) {
+    let home = tempfile::tempdir().expect("temp dir");
+    let mut times: Vec<Duration> = (0..PAIRS)
+        .map(|_| {
+            let started = Instant::now();
+            let status = Command::new("sh")
+                .args(["-c", "x=$(\"$0\" provider list)"])
+                .arg(binary)
+                .env_clear()
+                .env("DEVSY_HOME", home.path())
+                .env("DEVSY_TELEMETRY_ENDPOINT", endpoint)
+                .status()
+                .expect("run sh");
+            assert!(status.success());
+            started.elapsed()
+        })
+        .collect();
+    finish_couriers(home.path(), Duration::ZERO);
+    let (min, median, max) = summary(&mut times);
+    println!(
+        "x=$(devsy provider list), hanging server: min {min:.2} / median {median:.2} / max {max:.2} ms ({PAIRS} runs; goal < 50 ms)"
+    );
+}
+
+/// `up --delay 3` killed after 1 s, 100 ms away.
+fn killed(binary: &Path, server: &Server, proxy: &DelayProxy) {
+    let home = tempfile::tempdir().expect("temp dir");
+    run(
+        binary,
+        home.path(),
+        &["provider", "add", "docker"],
+        &[("DEVSY_DISABLE_TELEMETRY", "1")],
+    );
+    let before = server.events().len();
+    let endpoint = proxy.endpoint();
+    let mut child = command(
+        binary,
+        home.path(),
+        &["up", "github.com/devsy-sh/devsy", "--delay", "3"],
+        &[("DEVSY_TELEMETRY_ENDPOINT", &endpoint)],
+    )
+    .spawn()
+    .expect("spawn");
+    std::thread::sleep(Duration::from_secs(1));
+    let _ = child.kill();
+    let _ = child.wait();
+    let arrived = server.events().len() - before;
+    println!(
+        "`up --delay 3` killed after 1 s, 100 ms away: {arrived} start event(s) had arrived (goal 1)"
+    );
+}
+
+/// CI mode, 100 ms away: delivered when the process exits, no courier.
+fn ci(binary: &Path, server: &Server, proxy: &DelayProxy) {
+    let home = tempfile::tempdir().expect("temp dir");
+    let endpoint = proxy.endpoint();
+    let before = server.events().len();
+    let took = run(
+        binary,
+        home.path(),
+        &["provider", "list"],
+        &[("CI", "true"), ("DEVSY_TELEMETRY_ENDPOINT", &endpoint)],
+    );
+    let arrived = server.events().len() - before;
+    let couriers = couriers_in(home.path()).len();
+    println!(
+        "CI=true, 100 ms away: {arrived} event(s) arrived by the exit ({:.0} ms), {couriers} courier(s)",
+        ms(took)
     );
 }
 
@@ -109,49 +325,40 @@ fn main() {
         return;
     }
     let binary = devsy_binary();
-    let home = tempfile::tempdir().expect("temp dir");
-
     let server = Server::start(Mode::Status(200));
-    let endpoint = server.endpoint();
-    let on_vars = [("DEVSY_TELEMETRY_ENDPOINT", endpoint.as_str())];
-    let off_vars = [
-        ("DEVSY_TELEMETRY_ENDPOINT", endpoint.as_str()),
-        ("DEVSY_DISABLE_TELEMETRY", "true"),
-    ];
-    // Warm the page cache and the server.
-    run(&binary, home.path(), &off_vars);
-    run(&binary, home.path(), &on_vars);
-    let warm_events = server.events().len();
-    let mut on = Vec::with_capacity(RUNS);
-    let mut off = Vec::with_capacity(RUNS);
-    for _ in 0..RUNS {
-        off.push(run(&binary, home.path(), &off_vars));
-        on.push(run(&binary, home.path(), &on_vars));
-    }
-    let delivered = server.events().len() - warm_events;
-    let (on_min, on_median, on_max) = summary(&mut on);
-    let (off_min, off_median, off_max) = summary(&mut off);
-    println!(
-        "provider list, telemetry on, healthy server: min {on_min:.2} ms, median {on_median:.2} ms, max {on_max:.2} ms ({RUNS} runs)"
-    );
-    println!(
-        "provider list, telemetry off:                min {off_min:.2} ms, median {off_median:.2} ms, max {off_max:.2} ms ({RUNS} runs)"
-    );
-    println!(
-        "median ratio on/off: {:.3}; events delivered: {delivered} of {RUNS}",
-        on_median / off_median
-    );
-
-    floor(&server, on_median - off_median);
-
+    let far = DelayProxy::start(server.addr(), ONE_WAY);
     let hanging = Server::start(Mode::Hang);
-    let endpoint = hanging.endpoint();
-    let hang_vars = [("DEVSY_TELEMETRY_ENDPOINT", endpoint.as_str())];
-    let mut hang: Vec<Duration> = (0..10)
-        .map(|_| run(&binary, home.path(), &hang_vars))
-        .collect();
-    let (hang_min, hang_median, hang_max) = summary(&mut hang);
-    println!(
-        "provider list, server never answers: min {hang_min:.2} ms, median {hang_median:.2} ms, max {hang_max:.2} ms (10 runs; budget 500 ms + 50 ms)"
+
+    pairs(
+        &binary,
+        "provider list, server 100 ms away",
+        &far.endpoint(),
+        false,
     );
+    pairs(
+        &binary,
+        "provider list, hanging server",
+        &hanging.endpoint(),
+        true,
+    );
+    pairs(
+        &binary,
+        "provider list, healthy loopback",
+        &server.endpoint(),
+        false,
+    );
+    floor(&binary);
+
+    delivery(&binary, &server, &far, &["provider", "list"], 30);
+    delivery(
+        &binary,
+        &server,
+        &far,
+        &["up", "github.com/devsy-sh/devsy", "--delay", "0.07"],
+        30,
+    );
+    hanging_runs(&binary, &hanging.endpoint());
+    captured(&binary, &hanging.endpoint());
+    killed(&binary, &server, &far);
+    ci(&binary, &server, &far);
 }
