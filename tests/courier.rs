@@ -241,6 +241,16 @@ fn next_run_keeps_everything_for_the_next_run_and_wait_delivers_it() {
     assert!(recording.events().is_empty(), "sent at exit");
     assert_eq!(spooled_batches(home.path()), 1);
 
+    // As when the next run is another process: the first one's worker is
+    // gone and has let the spool's lock go (in-process it may still be
+    // ending, holding it for a moment).
+    let lock_free = || {
+        std::fs::File::options()
+            .write(true)
+            .open(home.path().join("telemetry-spool").join(".lock"))
+            .is_ok_and(|file| file.try_lock().is_ok())
+    };
+    assert!(wait_until(GENEROUS, lock_free));
     // The next run sends the spool first, then its own event.
     let telemetry = builder().exit(Exit::Wait).start();
     telemetry.command("provider use").start().finish_ok();

@@ -464,9 +464,17 @@ impl Shared {
     }
 
     /// Keeps the spool's lock for as long as this process sends what
-    /// earlier runs left.
-    pub(crate) fn hold_spool_lock(&self, file: File) {
-        *lock(&self.spool_lock) = Some(file);
+    /// earlier runs left; `false` (and the lock let go) once the exit has
+    /// begun, which releases it for the next run or a courier. The exit
+    /// closes the queue before it takes this mutex, so a worker that starts
+    /// late cannot keep the lock past it.
+    pub(crate) fn hold_spool_lock(&self, file: File) -> bool {
+        let mut held = lock(&self.spool_lock);
+        if self.is_closed() {
+            return false;
+        }
+        *held = Some(file);
+        true
     }
 
     /// Lets the spool's lock go, for a courier; `true` if this process held it.

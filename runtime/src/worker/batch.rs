@@ -167,35 +167,19 @@ impl Batch {
         }
     }
 
-    /// Telemetry was disabled: this run's events are discarded; the spool
-    /// itself was deleted by [`Shared::disable`].
-    pub(crate) fn discard(self, shared: &Shared) {
+    /// The batch leaves the backlog unsent and unkept: this run's events
+    /// are counted `how` (discarded after `disable()`, whose spool deletion
+    /// took the files too; failed when the in-memory backlog is full).
+    pub(crate) fn abandon(self, shared: &Shared, how: Settled) {
         match self {
             Self::Memory { id, events, .. } => {
                 if shared.reclaim(id) {
-                    shared.settle(Settled::Discarded, events);
+                    shared.settle(how, events);
                 }
             }
             Self::Ahead { entry, .. } => {
                 Spool::remove(&entry);
-                shared.settle(Settled::Discarded, entry.events);
-            }
-            Self::Spooled { .. } => {}
-        }
-    }
-
-    /// Dropped without being sent or kept (the in-memory backlog is
-    /// full): counted as failed.
-    pub(crate) fn drop_failed(self, shared: &Shared) {
-        match self {
-            Self::Memory { id, events, .. } => {
-                if shared.reclaim(id) {
-                    shared.settle(Settled::Failed, events);
-                }
-            }
-            Self::Ahead { entry, .. } => {
-                Spool::remove(&entry);
-                shared.settle(Settled::Failed, entry.events);
+                shared.settle(how, entry.events);
             }
             Self::Spooled { .. } => {}
         }
@@ -299,9 +283,9 @@ mod tests {
         let Err(batch) = batch.keep(&shared) else {
             panic!("written after disable");
         };
-        batch.discard(&shared);
+        batch.abandon(&shared, Settled::Discarded);
         assert_eq!(spool_files(&shared), 0);
-        // `disable` settled the registered batch; `discard` does not count it twice.
+        // `disable` settled the registered batch; `abandon` does not count it twice.
         assert_eq!(shared.stats().discarded, 2);
     }
 

@@ -132,7 +132,9 @@ impl Worker {
             return;
         }
         let Some(lock) = spool.lock() else { return };
-        self.shared.hold_spool_lock(lock);
+        if !self.shared.hold_spool_lock(lock) {
+            return;
+        }
         let dropped = spool.enforce_limits(SystemTime::now(), None);
         count_dropped(&self.shared, dropped);
         let (entries, corrupt) = spool.entries();
@@ -195,7 +197,7 @@ impl Worker {
                 break;
             };
             in_memory -= dropped.events();
-            dropped.drop_failed(&self.shared);
+            dropped.abandon(&self.shared, Settled::Failed);
         }
     }
 
@@ -333,7 +335,7 @@ impl Worker {
     fn persist(&mut self) {
         if self.shared.is_disabled() {
             self.each_batch(|shared, batch| {
-                batch.discard(shared);
+                batch.abandon(shared, Settled::Discarded);
                 None
             });
             return;
@@ -361,7 +363,7 @@ impl Worker {
     fn exit(&mut self) {
         self.persist();
         self.each_batch(|shared, batch| {
-            batch.drop_failed(shared);
+            batch.abandon(shared, Settled::Failed);
             None
         });
     }
