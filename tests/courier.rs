@@ -74,6 +74,12 @@ fn no_courier_starts_when_nothing_is_pending() {
     // Records nothing: connects nowhere, starts nothing.
     let output = devsy(home.path(), &server.endpoint(), &["version"]);
     assert!(output.status.success());
+    assert!(finish_couriers(home.path(), GENEROUS));
+    assert_eq!(note(home.path()), None, "`version` started a courier");
+    assert!(
+        !home.path().join("telemetry-spool").exists(),
+        "`version` made a spool"
+    );
     // Runs longer than the first batch's window: its start event is
     // delivered while it runs, and nothing is left at exit.
     devsy(

@@ -6,7 +6,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser as _;
-use devsy_telemetry::{Telemetry, telemetry_command};
+use devsy_telemetry::context::TELEMETRY_OPTION;
+use devsy_telemetry::{ContextStore, Telemetry, telemetry_command};
 use serde_json::json;
 
 use crate::cli::{Cli, Command, ContextCommand, ProviderCommand, TelemetryCommand, UpArgs};
@@ -41,18 +42,20 @@ pub fn run(version: &'static str) -> ExitCode {
         println!("devsy {version}");
         return ExitCode::SUCCESS;
     }
-    if let Command::Context(ContextCommand::SetOptions { options }) = &cli.command
-        && opts_out(options)
-    {
-        // Before the command is entered: its own start event is then never
-        // recorded, so no early send can race the opt-out.
-        devsy_telemetry::disable();
-    }
     let mut session = Session {
         config,
         context: cli.context,
         telemetry: &telemetry,
     };
+    if let Command::Context(ContextCommand::SetOptions { options }) = &cli.command
+        && session.opts_out(options)
+    {
+        // The user opts out: resolved before the command is entered, so its
+        // start event is never recorded and no early send can race the
+        // opt-out; this command sends nothing, even if the file cannot be
+        // written.
+        devsy_telemetry::disable();
+    }
     let result = match &cli.command {
         Command::Provider(ProviderCommand::Add { name }) => provider_add(&mut session, name),
         Command::Provider(ProviderCommand::List) => provider_list(&mut session),
@@ -103,17 +106,6 @@ fn start_telemetry(version: &str, context: Option<&str>, config: Option<&Config>
     builder.start()
 }
 
-/// Whether `context set-options` turns telemetry off: a `TELEMETRY` option
-/// that is not `true` (a value nobody can read is not consent either).
-fn opts_out(options: &[String]) -> bool {
-    options.iter().any(|option| {
-        option.split_once('=').is_some_and(|(key, value)| {
-            key.trim().eq_ignore_ascii_case("TELEMETRY")
-                && !value.trim().eq_ignore_ascii_case("true")
-        })
-    })
-}
-
 /// What a command works with.
 pub struct Session<'t> {
     /// The configuration, or why it could not be loaded.
@@ -128,6 +120,36 @@ impl Session<'_> {
     /// when the file could not be loaded.
     fn config(&mut self) -> Result<&mut Config, CliError> {
         self.config.as_mut().map_err(|e| CliError(e.clone()))
+    }
+
+    /// What `context set-options` would save: the current context, and a
+    /// copy of the store with every option applied, all or nothing, with a
+    /// line for each. Nothing changes on disk.
+    fn with_options(
+        &mut self,
+        options: &[String],
+    ) -> Result<(String, ContextStore, Vec<String>), CliError> {
+        let context = self.context()?;
+        let mut store = self.config()?.store().clone();
+        let mut lines = Vec::new();
+        for option in options {
+            let (key, value) = option.split_once('=').ok_or_else(|| {
+                CliError(format!("invalid option '{option}': expected KEY=VALUE"))
+            })?;
+            store.set_option(&context, key, value)?;
+            let key = key.trim().to_ascii_uppercase();
+            let stored = store.option(&context, &key).unwrap_or_default();
+            lines.push(format!("set {key}={stored} for context '{context}'"));
+        }
+        Ok((context, store, lines))
+    }
+
+    /// Whether `context set-options` with `options` would turn telemetry
+    /// off: exactly what the command saves, read as the policy reads it.
+    fn opts_out(&mut self, options: &[String]) -> bool {
+        self.with_options(options).is_ok_and(|(context, store, _)| {
+            store.option(&context, TELEMETRY_OPTION) == Some("false")
+        })
     }
 
     /// `--context`, else the config's default context.
@@ -249,25 +271,10 @@ fn up(session: &mut Session<'_>, args: &UpArgs) -> Result<String, CliError> {
 
 #[telemetry_command("context set-options")]
 fn context_set_options(session: &mut Session<'_>, options: &[String]) -> Result<String, CliError> {
-    let context = session.context()?;
+    // All or nothing: every option is checked on a copy before the file
+    // changes. An opt-out was resolved before this command was entered.
+    let (_, store, lines) = session.with_options(options)?;
     let config = session.config()?;
-    // All or nothing: every option is checked on a copy before the file changes.
-    let mut store = config.store().clone();
-    let mut lines = Vec::new();
-    for option in options {
-        let (key, value) = option
-            .split_once('=')
-            .ok_or_else(|| CliError(format!("invalid option '{option}': expected KEY=VALUE")))?;
-        store.set_option(&context, key, value)?;
-        let key = key.trim().to_ascii_uppercase();
-        let stored = store.option(&context, &key).unwrap_or_default();
-        lines.push(format!("set {key}={stored} for context '{context}'"));
-    }
-    if store.option(&context, "TELEMETRY") == Some("false") {
-        // The user opts out: this very command sends nothing, even if the
-        // file cannot be written below.
-        devsy_telemetry::disable();
-    }
     *config.store_mut() = store;
     config.save()?;
     Ok(lines.join("\n"))

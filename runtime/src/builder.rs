@@ -10,7 +10,7 @@ use std::time::Duration;
 use crate::command::CommandBuilder;
 use crate::exit::{self, Exit, ExitMode};
 use crate::policy::{self, ContextSource, DisabledBy, EnvNames, Inputs, Status};
-use crate::queue::{Config, Props, Shared, Sink, SpoolCount, Stats};
+use crate::queue::{Config, Props, Shared, Sink, Stats};
 use crate::scrub::Scrubber;
 use crate::spool::Spool;
 use crate::transport::{Transport, check_endpoint};
@@ -375,7 +375,6 @@ impl Builder {
             defaults: self.defaults,
             desktop,
             slow_threshold: self.slow_threshold,
-            exit_budget: self.exit_budget,
             exit,
             capacity: self.queue_capacity,
             config_dir,
@@ -509,9 +508,10 @@ impl Telemetry {
     ///     .version("v0.5.29")
     ///     .endpoint("https://telemetry.devsy.sh/v1/insert")
     ///     .start();
-    /// // … the command …
+    /// // … the command, which failed …
     /// let stats = telemetry.finish(); // hands off, waits or keeps, as configured
-    /// std::process::exit(if stats.recorded > 0 { 0 } else { 0 });
+    /// assert_eq!(stats.courier_unavailable, 0);
+    /// std::process::exit(2); // no destructor runs after this
     /// ```
     pub fn finish(mut self) -> Stats {
         self.end()
@@ -525,11 +525,12 @@ impl Telemetry {
         };
         global::uninstall(&shared);
         let exit = &shared.config.exit;
-        // Nowhere to keep events (the config dir cannot be made): deliver
-        // them now instead.
+        // Nowhere to keep what is left (the config dir cannot be made):
+        // deliver it now instead. Looked at only when something is left.
         let mode = match exit.mode {
             Exit::Handoff | Exit::NextRun
-                if !shared.config.spool.as_ref().is_some_and(Spool::usable) =>
+                if shared.unsettled() > 0
+                    && !shared.config.spool.as_ref().is_some_and(Spool::usable) =>
             {
                 Exit::Wait
             }
@@ -543,15 +544,16 @@ impl Telemetry {
         }
         worker::keep_undelivered(&shared);
         let held = shared.release_spool_lock();
-        let stats = shared.stats();
-        // A run that recorded nothing starts nothing.
-        if mode == Exit::Handoff && stats.recorded > 0 && !shared.is_disabled() {
+        // A run that recorded nothing starts nothing. One that did hands
+        // off whatever waits, its own batches kept by the worker included.
+        if mode == Exit::Handoff && shared.stats().recorded > 0 && !shared.is_disabled() {
             hand_off(&shared, held);
         }
+        let stats = shared.stats();
         if debug {
             eprintln!("devsy-telemetry: {stats}");
         }
-        shared.stats()
+        stats
     }
 
     /// What happened to the events so far.
@@ -604,10 +606,7 @@ fn hand_off(shared: &Shared, held_lock: bool) {
     let Some(spool) = &shared.config.spool else {
         return;
     };
-    let Some(dir) = shared.config.config_dir.as_deref() else {
-        return;
-    };
-    if !courier::has_pending(dir) {
+    if spool.is_empty() {
         return;
     }
     if !held_lock {
@@ -616,6 +615,6 @@ fn hand_off(shared: &Shared, held_lock: bool) {
         drop(free);
     }
     if courier::spawn(&shared.config).is_err() {
-        shared.count_spool(SpoolCount::CourierUnavailable, 1);
+        shared.count_courier_unavailable();
     }
 }

@@ -21,7 +21,6 @@
 use std::ffi::OsString;
 use std::io;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::path::Path;
 use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -321,11 +320,6 @@ impl Courier {
         thread::sleep(wait);
         true
     }
-}
-
-/// Whether `dir` has batches waiting (a courier is worth starting).
-pub(crate) fn has_pending(dir: &Path) -> bool {
-    !Spool::new(dir).entries().0.is_empty()
 }
 
 #[cfg(test)]

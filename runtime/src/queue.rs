@@ -84,8 +84,8 @@ pub(crate) struct Config {
     pub defaults: Props,
     pub desktop: bool,
     pub slow_threshold: Duration,
-    pub exit_budget: Duration,
-    /// What dropping the guard does with what is not yet delivered.
+    /// What dropping the guard does with what is not yet delivered, and
+    /// the exit budget.
     pub exit: ExitMode,
     pub capacity: usize,
     /// Where the fallback machine id and the spool are kept.
@@ -208,8 +208,6 @@ pub(crate) enum SpoolCount {
     Full,
     TooOld,
     CorruptFiles,
-    /// Not about the spool's batches: a courier could not be started.
-    CourierUnavailable,
 }
 
 #[derive(Debug, Default)]
@@ -502,6 +500,24 @@ impl Shared {
         }
     }
 
+    /// Stores a lent batch through `store` (a spool write) while the exit
+    /// cannot take it: `None` when the exit took it first; else what `store`
+    /// returned, and after an `Ok` the batch is no longer lent. So a batch
+    /// is written by the exit or by the worker, never by both.
+    pub(crate) fn store_lent<T, E>(
+        &self,
+        id: u64,
+        store: impl FnOnce() -> Result<T, E>,
+    ) -> Option<Result<T, E>> {
+        let mut unsent = lock(&self.unsent);
+        let i = unsent.iter().position(|b| b.id == id)?;
+        let stored = store();
+        if stored.is_ok() {
+            unsent.swap_remove(i);
+        }
+        Some(stored)
+    }
+
     /// For the exit: the worker is told to stop, then everything of this
     /// run not yet delivered or kept is taken out of its hands: the records
     /// still queued, and the batches that exist only in memory. Waits
@@ -598,9 +614,22 @@ impl Shared {
             SpoolCount::Full => &c.spool_full,
             SpoolCount::TooOld => &c.spool_too_old,
             SpoolCount::CorruptFiles => &c.spool_corrupt_files,
-            SpoolCount::CourierUnavailable => &c.courier_unavailable,
         };
         counter.fetch_add(count as u64, Ordering::Relaxed);
+    }
+
+    /// A courier should have been started and could not be.
+    pub(crate) fn count_courier_unavailable(&self) {
+        self.counters
+            .courier_unavailable
+            .fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Records accepted and not yet settled: what the exit has to deliver,
+    /// hand off or keep.
+    pub(crate) fn unsettled(&self) -> u64 {
+        let queue = self.lock();
+        queue.accepted.saturating_sub(queue.settled)
     }
 
     /// Blocks the worker until there is something to do: records to send
@@ -708,7 +737,6 @@ pub(crate) fn test_shared() -> (Shared, tempfile::TempDir) {
         defaults: Props::default(),
         desktop: false,
         slow_threshold: Duration::from_secs(10),
-        exit_budget: Duration::from_millis(500),
         exit: crate::exit::choose(
             None,
             false,

@@ -298,6 +298,11 @@ impl Spool {
         fs::rename(&tmp, self.dir.join(RETRY_AFTER_FILE))
     }
 
+    /// No batch waits here (for any run to send).
+    pub(crate) fn is_empty(&self) -> bool {
+        self.entries().0.is_empty()
+    }
+
     /// Whether batches can be kept here: the directory exists or can be made.
     pub(crate) fn usable(&self) -> bool {
         fs::create_dir_all(&self.dir).is_ok()

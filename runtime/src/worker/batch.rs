@@ -86,17 +86,11 @@ impl Batch {
         let Self::Memory { id, body, events } = self else {
             return Some(self);
         };
-        let written =
-            shared.with_spool(|spool| spool.write(&body, events, SystemTime::now(), true));
-        let Some(Ok(entry)) = written else {
+        match shared.store_lent(id, || write(shared, &body, events, true)) {
+            None => None,
+            Some(Ok(entry)) => Some(Self::Ahead { entry, body }),
             // No spool, or it cannot be written: stays in memory.
-            return Some(Self::Memory { id, body, events });
-        };
-        if shared.reclaim(id) {
-            Some(Self::Ahead { entry, body })
-        } else {
-            Spool::remove(&entry);
-            None
+            Some(Err(())) => Some(Self::Memory { id, body, events }),
         }
     }
 
@@ -107,17 +101,13 @@ impl Batch {
     pub(crate) fn keep(self, shared: &Shared) -> Result<Option<Self>, Self> {
         match self {
             Self::Memory { id, body, events } => {
-                let written =
-                    shared.with_spool(|spool| spool.write(&body, events, SystemTime::now(), false));
-                let Some(Ok(entry)) = written else {
-                    return Err(Self::Memory { id, body, events });
-                };
-                if shared.reclaim(id) {
-                    shared.settle(Settled::Spooled, events);
-                    Ok(Some(Self::Spooled { entry }))
-                } else {
-                    Spool::remove(&entry);
-                    Ok(None)
+                match shared.store_lent(id, || write(shared, &body, events, false)) {
+                    None => Ok(None),
+                    Some(Ok(entry)) => {
+                        shared.settle(Settled::Spooled, events);
+                        Ok(Some(Self::Spooled { entry }))
+                    }
+                    Some(Err(())) => Err(Self::Memory { id, body, events }),
                 }
             }
             Self::Ahead { entry, body } => match shared.with_spool(|spool| spool.publish(&entry)) {
@@ -191,6 +181,15 @@ impl Batch {
             Self::Memory { .. } => false,
             Self::Ahead { entry, .. } | Self::Spooled { entry } => !entry.path.exists(),
         }
+    }
+}
+
+/// Writes a batch to the spool, unless there is none, it cannot be
+/// written, or telemetry was disabled.
+fn write(shared: &Shared, body: &[u8], events: usize, inflight: bool) -> Result<Entry, ()> {
+    match shared.with_spool(|spool| spool.write(body, events, SystemTime::now(), inflight)) {
+        Some(Ok(entry)) => Ok(entry),
+        Some(Err(_)) | None => Err(()),
     }
 }
 
@@ -279,14 +278,31 @@ mod tests {
     fn after_disable_nothing_is_written_and_this_runs_events_are_discarded() {
         let (shared, _dir) = test_shared();
         let batch = Batch::fresh(&shared, BODY.to_vec(), 2);
+        let ahead = Batch::fresh(&shared, BODY.to_vec(), 2);
         shared.disable();
-        let Err(batch) = batch.keep(&shared) else {
-            panic!("written after disable");
-        };
-        batch.abandon(&shared, Settled::Discarded);
+        // `disable` took and settled the lent batch: nothing is written.
+        assert!(
+            matches!(batch.keep(&shared), Ok(None)),
+            "written after disable"
+        );
+        // Abandoning what `disable` already settled does not count it twice.
+        ahead.abandon(&shared, Settled::Discarded);
         assert_eq!(spool_files(&shared), 0);
-        // `disable` settled the registered batch; `abandon` does not count it twice.
-        assert_eq!(shared.stats().discarded, 2);
+        assert_eq!(shared.stats().discarded, 4);
+    }
+
+    #[test]
+    fn a_batch_that_cannot_be_written_stays_lent_for_the_exit() {
+        let (shared, dir) = test_shared();
+        // The spool's directory is a file: every write fails.
+        std::fs::write(dir.path().join(crate::spool::SPOOL_DIR), "a file").expect("write");
+        let batch = Batch::fresh(&shared, BODY.to_vec(), 2);
+        let Err(batch) = batch.keep(&shared) else {
+            panic!("kept in a spool that cannot be written");
+        };
+        assert!(batch.is_memory());
+        let (_, unsent) = shared.take_undelivered();
+        assert_eq!(unsent.len(), 1, "the exit no longer finds it");
     }
 
     #[test]

@@ -232,7 +232,7 @@ impl Worker {
     /// Sends `body`, retrying retryable failures with backoff while
     /// `attempts` and the flush's deadline allow.
     fn send(&mut self, body: &[u8], flush: Option<Instant>, attempts: u32) -> Sent {
-        let budget = self.shared.config.exit_budget;
+        let budget = self.shared.config.exit.budget;
         for attempt in 1..=attempts {
             let now = Instant::now();
             if let Some(wait) = self.retry.server_wait() {
