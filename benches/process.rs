@@ -14,6 +14,7 @@
 //! - 200 runs against a hanging server: couriers at once, their lifetime,
 //!   the spool's size;
 //! - `x=$(devsy provider list)` against a hanging server;
+//! - when a long command's start event arrives, 100 ms away;
 //! - a command killed 1 s into a 3 s run, 100 ms away: its start event;
 //! - in CI mode, 100 ms away: delivered at exit, no courier.
 //!
@@ -32,7 +33,7 @@ use support::couriers::{couriers_in, finish_couriers};
 use support::proxy::DelayProxy;
 use support::{Mode, Server, wait_until};
 
-const PAIRS: usize = 15;
+const PAIRS: usize = 25;
 const ONE_WAY: Duration = Duration::from_millis(50);
 const COURIER_BOUND: Duration = Duration::from_secs(35);
 
@@ -273,6 +274,77 @@ fn captured(binary: &Path, endpoint: &str) {
     );
 }
 
+/// When the start event of a long command (`up --delay 1`) arrives, 100 ms
+/// away: sent early, on a connection opened at its first record.
+fn promptness(binary: &Path, server: &Server, proxy: &DelayProxy) {
+    let home = tempfile::tempdir().expect("temp dir");
+    run(
+        binary,
+        home.path(),
+        &["provider", "add", "docker"],
+        &[("DEVSY_DISABLE_TELEMETRY", "1")],
+    );
+    let endpoint = proxy.endpoint();
+    let mut arrivals: Vec<Duration> = (0..5)
+        .map(|_| {
+            let before = server.events().len();
+            let started = Instant::now();
+            let mut child = command(
+                binary,
+                home.path(),
+                &["up", "github.com/devsy-sh/devsy", "--delay", "1"],
+                &[("DEVSY_TELEMETRY_ENDPOINT", &endpoint)],
+            )
+            .spawn()
+            .expect("spawn");
+            let mut arrived = Duration::MAX;
+            wait_until(Duration::from_secs(5), || {
+                let done = server.events().len() > before;
+                if done {
+                    arrived = started.elapsed();
+                }
+                done
+            });
+            let _ = child.wait();
+            finish_couriers(home.path(), COURIER_BOUND);
+            arrived
+        })
+        .collect();
+    let (min, median, max) = summary(&mut arrivals);
+    println!(
+        "start event of `up --delay 1`, 100 ms away: arrived {min:.0} / {median:.0} / {max:.0} ms after the spawn \
+         (min / median / max, 5 runs; polled every 10 ms)"
+    );
+}
+
+/// The mechanism behind it, A/B in one run: a first request made 75 ms
+/// after the first event (the window), through the transport, on a
+/// connection opened at the event or opened by the request.
+fn opened_ahead(proxy: &DelayProxy) {
+    use devsy_telemetry::{HttpTransport, Transport as _};
+    let body = br#"{"data":[]}"#;
+    let timed = |ahead: bool| -> Duration {
+        let transport = HttpTransport::new(proxy.endpoint()).expect("endpoint");
+        let started = Instant::now();
+        if ahead {
+            transport.prepare(Duration::from_secs(5));
+        }
+        std::thread::sleep(Duration::from_millis(75).saturating_sub(started.elapsed()));
+        transport
+            .send(body, Duration::from_secs(5))
+            .expect("delivered");
+        started.elapsed()
+    };
+    let (mut with, mut without): (Vec<Duration>, Vec<Duration>) =
+        (0..5).map(|_| (timed(true), timed(false))).unzip();
+    let (_, with_ms, _) = summary(&mut with);
+    let (_, without_ms, _) = summary(&mut without);
+    println!(
+        "first request 75 ms after the first event, 100 ms away, until its answer (medians, 5 pairs): \
+         connection opened at the event {with_ms:.0} ms, opened by the request {without_ms:.0} ms"
+    );
+}
+
 /// `up --delay 3` killed after 1 s, 100 ms away.
 fn killed(binary: &Path, server: &Server, proxy: &DelayProxy) {
     let home = tempfile::tempdir().expect("temp dir");
@@ -359,6 +431,8 @@ fn main() {
     );
     hanging_runs(&binary, &hanging.endpoint());
     captured(&binary, &hanging.endpoint());
+    promptness(&binary, &server, &far);
+    opened_ahead(&far);
     killed(&binary, &server, &far);
     ci(&binary, &server, &far);
 }

@@ -28,6 +28,11 @@ fn main() -> ExitCode {
 
     let args: Vec<String> = std::env::args().skip(1).collect();
     let (words, flags) = split_flags(&args);
+    if words == ["telemetry", "off"] {
+        // The user opts out: before the command is recorded, so that it
+        // sends nothing and opens no connection.
+        devsy_telemetry::disable();
+    }
     let span = telemetry
         .command(command_path(&words))
         .provider(flag(&flags, "--provider"))
@@ -51,7 +56,7 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
-    // `telemetry` drops here, delivering within the exit budget.
+    // `telemetry` drops here: what is left goes to a courier.
 }
 
 fn run(telemetry: &Telemetry, words: &[&str], flags: &[(&str, &str)]) -> Result<String, String> {
@@ -76,8 +81,6 @@ fn run(telemetry: &Telemetry, words: &[&str], flags: &[(&str, &str)]) -> Result<
                 .set_option(&context, "TELEMETRY", "false")
                 .and_then(|()| store.save())
                 .map_err(|e| e.to_string())?;
-            // This very command sends nothing.
-            devsy_telemetry::disable();
             Ok(format!("telemetry is off for context '{context}'"))
         }
         _ => Err(

@@ -75,6 +75,7 @@ fn no_courier_starts_when_nothing_is_pending() {
     let output = devsy(home.path(), &server.endpoint(), &["version"]);
     assert!(output.status.success());
     assert!(finish_couriers(home.path(), GENEROUS));
+    assert_eq!(server.connections(), 0, "`version` connected");
     assert_eq!(note(home.path()), None, "`version` started a courier");
     assert!(
         !home.path().join("telemetry-spool").exists(),
@@ -264,4 +265,51 @@ fn next_run_keeps_everything_for_the_next_run_and_wait_delivers_it() {
     assert_eq!((stats.spool_delivered, stats.delivered), (1, 1));
     assert_eq!(recording.events().len(), 2);
     assert_eq!(spooled_batches(home.path()), 0);
+}
+
+#[test]
+fn what_the_exit_keeps_stays_within_the_spools_caps() {
+    let home = tempfile::tempdir().expect("temp dir");
+    let _turn = support::one_at_a_time();
+    let telemetry = Telemetry::builder("devsy")
+        .version("v1.0.0")
+        .env([("HOME", "/nonexistent")])
+        .config_dir(home.path())
+        // Whatever the worker takes, it cannot deliver: every event ends
+        // in the spool, kept by the worker or by the exit.
+        .transport(Refusing)
+        .queue_capacity(2_000)
+        .exit(Exit::NextRun)
+        .start();
+    for _ in 0..1_100 {
+        telemetry.command("provider list").start().finish_ok();
+    }
+    let stats = telemetry.finish();
+    assert_eq!((stats.recorded, stats.spooled), (1_100, 1_100));
+    assert_eq!(
+        stats.spool_full, 100,
+        "the oldest batch is dropped, and counted"
+    );
+    let kept: usize = std::fs::read_dir(home.path().join("telemetry-spool"))
+        .expect("the spool")
+        .flatten()
+        .filter_map(|f| {
+            let name = f.file_name().into_string().ok()?;
+            let stem = name.strip_suffix(".json")?;
+            stem.rsplit('-').next()?.parse::<usize>().ok()
+        })
+        .sum();
+    assert_eq!(kept, 1_000);
+}
+
+/// Answers every request with a 503.
+struct Refusing;
+
+impl devsy_telemetry::Transport for Refusing {
+    fn send(&self, _: &[u8], _: Duration) -> Result<(), devsy_telemetry::TransportError> {
+        Err(devsy_telemetry::TransportError::Status {
+            code: 503,
+            retry_after: None,
+        })
+    }
 }

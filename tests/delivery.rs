@@ -466,3 +466,22 @@ fn a_backoff_holds_while_events_and_flushes_keep_waking_the_worker() {
         "attempts closer than the 50 ms backoff: {gaps:?}"
     );
 }
+
+#[test]
+fn the_first_record_opens_the_connection_its_batch_then_uses() {
+    let server = Server::start(Mode::Status(200));
+    let home = tempfile::tempdir().expect("temp dir");
+    let telemetry = builder(home.path()).endpoint(server.endpoint()).start();
+    thread::sleep(Duration::from_millis(100));
+    assert_eq!(server.connections(), 0, "connected at start()");
+    telemetry.command("provider list").start().finish_ok();
+    // Connected at once, while the first batch's window (75 ms) runs.
+    assert!(wait_until(GENEROUS, || server.connections() == 1));
+    assert!(server.requests().is_empty(), "sent before its window ended");
+    assert!(wait_until(GENEROUS, || server.events().len() == 1));
+    assert_eq!(
+        server.connections(),
+        1,
+        "the request did not use the connection opened ahead"
+    );
+}

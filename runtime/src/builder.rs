@@ -542,12 +542,18 @@ impl Telemetry {
             let budget = exit.budget;
             let _ = shared.flush_for_exit(budget.saturating_sub(budget / 10));
         }
-        worker::keep_undelivered(&shared);
+        let kept = worker::keep_undelivered(&shared);
         let held = shared.release_spool_lock();
         // A run that recorded nothing starts nothing. One that did hands
         // off whatever waits, its own batches kept by the worker included.
-        if mode == Exit::Handoff && shared.stats().recorded > 0 && !shared.is_disabled() {
-            hand_off(&shared, held);
+        let looked_after = mode == Exit::Handoff
+            && shared.stats().recorded > 0
+            && !shared.is_disabled()
+            && hand_off(&shared, held);
+        // A courier applies the spool's limits as it goes; without one,
+        // what the exit wrote must not take the spool past them.
+        if kept > 0 && !looked_after {
+            worker::cap_spool(&shared);
         }
         let stats = shared.stats();
         if debug {
@@ -602,19 +608,26 @@ impl Drop for Telemetry {
 
 /// Starts a courier when batches wait in the spool and nobody else holds
 /// its lock: a courier that holds it takes the new batches before it ends.
-fn hand_off(shared: &Shared, held_lock: bool) {
+/// `true` when a courier looks after the spool: started now, or already
+/// holding the lock (a run in `Exit::Wait` holding it applies the limits
+/// on its own writes too).
+fn hand_off(shared: &Shared, held_lock: bool) -> bool {
     let Some(spool) = &shared.config.spool else {
-        return;
+        return false;
     };
     if spool.is_empty() {
-        return;
+        return true;
     }
     if !held_lock {
         // Taken and let go at once: only to see that nobody holds it.
-        let Some(free) = spool.lock() else { return };
+        let Some(free) = spool.lock() else {
+            return true;
+        };
         drop(free);
     }
     if courier::spawn(&shared.config).is_err() {
         shared.count_courier_unavailable();
+        return false;
     }
+    true
 }

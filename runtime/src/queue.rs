@@ -246,6 +246,9 @@ struct Queue {
     /// The process's first batch has been taken: later ones wait the full
     /// [`BATCH_WINDOW`], not [`FIRST_WINDOW`].
     first_taken: bool,
+    /// The worker was told of the process's first record (to open its
+    /// connection ahead): once.
+    first_seen: bool,
     /// Records the worker has taken out and not yet made into an
     /// [`Unsent`] batch: the exit waits for them, briefly.
     in_transit: usize,
@@ -661,6 +664,10 @@ impl Shared {
             if backlog_at.is_some_and(|at| at <= now) {
                 return Next::Backlog { flush };
             }
+            if !queue.first_seen && !queue.items.is_empty() {
+                queue.first_seen = true;
+                return Next::FirstRecord;
+            }
             let window = if queue.first_taken {
                 BATCH_WINDOW
             } else {
@@ -703,6 +710,7 @@ impl Shared {
         out.extend(queue.items.drain(..n));
         queue.in_transit += n;
         queue.first_taken = true;
+        queue.first_seen = true;
     }
 }
 
@@ -720,6 +728,9 @@ pub(crate) enum Next {
     Records { flush: Option<Instant> },
     /// Try the backlog.
     Backlog { flush: Option<Instant> },
+    /// The process recorded its first event: the first batch follows
+    /// within [`FIRST_WINDOW`], so open its connection now.
+    FirstRecord,
     /// Closed: the exit took what was left; the worker keeps its own
     /// batches, and ends.
     Exit,

@@ -299,8 +299,15 @@ impl Spool {
     }
 
     /// No batch waits here (for any run to send).
+    /// By the names alone: nothing is read, nothing removed.
     pub(crate) fn is_empty(&self) -> bool {
-        self.entries().0.is_empty()
+        fs::read_dir(&self.dir).map_or(true, |listing| {
+            !listing.flatten().any(|item| {
+                item.file_name()
+                    .to_str()
+                    .is_some_and(|name| parse_name(name).is_some())
+            })
+        })
     }
 
     /// Whether batches can be kept here: the directory exists or can be made.

@@ -35,6 +35,15 @@ pub trait Transport: Send + Sync + 'static {
     ///
     /// Any [`TransportError`]: the events of the batch are counted as failed.
     fn send(&self, body: &[u8], timeout: Duration) -> Result<(), TransportError>;
+
+    /// Called on the worker thread when the process records its first
+    /// event, before the first batch's window ends (and never when nothing
+    /// is recorded): a chance to open the connection the first request will
+    /// use, so that it pays no handshake. Spend at most `timeout`. The
+    /// default does nothing.
+    fn prepare(&self, timeout: Duration) {
+        let _ = timeout;
+    }
 }
 
 /// Why a batch was not delivered.
@@ -92,6 +101,9 @@ pub const USER_AGENT: &str = concat!("devsy-telemetry/", env!("CARGO_PKG_VERSION
 pub struct HttpTransport {
     agent: ureq::Agent,
     endpoint: String,
+    /// A connection opened ahead of the first request (see
+    /// [`Transport::prepare`]); `None` when a proxy is in the way.
+    opened: Option<preconnect::Slot>,
 }
 
 impl HttpTransport {
@@ -118,9 +130,25 @@ impl HttpTransport {
             .output_buffer_size(BUFFER)
             .max_response_header_size(BUFFER)
             .build();
+        // Through a proxy the first connection goes to the proxy and says
+        // CONNECT: not opened ahead.
+        if config.proxy().is_some() {
+            return Ok(Self {
+                agent: ureq::Agent::new_with_config(config),
+                endpoint,
+                opened: None,
+            });
+        }
+        let slot = preconnect::Slot::default();
+        let agent = ureq::Agent::with_parts(
+            config,
+            preconnect::connector(slot.clone()),
+            ureq::unversioned::resolver::DefaultResolver::default(),
+        );
         Ok(Self {
-            agent: ureq::Agent::new_with_config(config),
+            agent,
             endpoint,
+            opened: Some(slot),
         })
     }
 }
@@ -161,6 +189,127 @@ impl Transport for HttpTransport {
             .and_then(|v| v.to_str().ok())
             .map(str::to_string);
         Err(TransportError::Status { code, retry_after })
+    }
+
+    /// Resolves the endpoint's host and opens a TCP connection to it, for
+    /// the first request. (Over `https` the TLS handshake still happens in
+    /// that request.)
+    fn prepare(&self, timeout: Duration) {
+        if let Some(slot) = &self.opened {
+            slot.open(&self.agent, &self.endpoint, timeout);
+        }
+    }
+}
+
+/// A connection opened before the first request needs it: ureq's
+/// connector chain (`ureq::unversioned`, hence ureq is pinned) with one
+/// link, before its TCP connector, that hands out the connection opened
+/// ahead when it goes where the request goes. The connection is opened by
+/// ureq's own TCP connector, so it behaves as any other.
+mod preconnect {
+    use std::net::SocketAddr;
+    use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+    use std::time::Duration;
+
+    use ureq::unversioned::resolver::{DefaultResolver, Resolver as _};
+    use ureq::unversioned::transport::{
+        ConnectProxyConnector, ConnectionDetails, Connector, Either, NextTimeout, RustlsConnector,
+        TcpConnector, Transport, time,
+    };
+
+    /// Where the connection opened ahead goes, and the connection, until a
+    /// request takes it.
+    type Opened = (Vec<SocketAddr>, Box<dyn Transport>);
+
+    #[derive(Debug, Clone, Default)]
+    pub(super) struct Slot(Arc<Mutex<Option<Opened>>>);
+
+    impl Slot {
+        /// Opens a connection to `endpoint`'s host with `agent`'s settings,
+        /// unless one waits already. Failures are silent: the request then
+        /// connects as usual, and reports them.
+        pub(super) fn open(&self, agent: &ureq::Agent, endpoint: &str, timeout: Duration) {
+            if self.lock().is_some() {
+                return;
+            }
+            let Ok(uri) = endpoint.parse::<ureq::http::Uri>() else {
+                return;
+            };
+            let config = agent.config();
+            let resolver = DefaultResolver::default();
+            let timeout = NextTimeout {
+                after: timeout.into(),
+                reason: ureq::Timeout::Connect,
+                per_read: None,
+                per_write: None,
+            };
+            // Resolved here, on the worker, without the thread ureq starts
+            // for a lookup with a timeout: nothing else waits for it, and
+            // the exit never does.
+            let Ok(addrs) = resolver.resolve(&uri, config, NextTimeout::default()) else {
+                return;
+            };
+            let details = ConnectionDetails {
+                uri: &uri,
+                addrs: addrs.clone(),
+                config,
+                request_level: false,
+                resolver: &resolver,
+                now: time::Instant::now(),
+                timeout,
+                current_time: Arc::new(time::Instant::now),
+                // Only a CONNECT proxy runs the chain again; there is none.
+                run_connector: Arc::new(|_| Err(ureq::Error::ConnectionFailed)),
+                // The agent is never shut down.
+                register_shutdown: Arc::new(|_| Ok(())),
+            };
+            if let Ok(Some(Either::B(tcp))) = TcpConnector::default().connect(&details, None::<()>)
+            {
+                *self.lock() = Some((addrs.to_vec(), Box::new(tcp)));
+            }
+        }
+
+        /// The connection opened ahead, if it goes to `addrs`.
+        fn take_for(&self, addrs: &[SocketAddr]) -> Option<Box<dyn Transport>> {
+            let mut slot = self.lock();
+            if slot.as_ref().is_some_and(|(to, _)| to == addrs) {
+                slot.take().map(|(_, transport)| transport)
+            } else {
+                None
+            }
+        }
+
+        fn lock(&self) -> MutexGuard<'_, Option<Opened>> {
+            self.0.lock().unwrap_or_else(PoisonError::into_inner)
+        }
+    }
+
+    /// The link that hands out the connection opened ahead.
+    #[derive(Debug)]
+    struct Ahead(Slot);
+
+    impl<In: Transport> Connector<In> for Ahead {
+        type Out = Either<In, Box<dyn Transport>>;
+
+        fn connect(
+            &self,
+            details: &ConnectionDetails,
+            chained: Option<In>,
+        ) -> Result<Option<Self::Out>, ureq::Error> {
+            if chained.is_some() {
+                return Ok(chained.map(Either::A));
+            }
+            Ok(self.0.take_for(&details.addrs).map(Either::B))
+        }
+    }
+
+    /// ureq's default chain for this transport's features (CONNECT proxy,
+    /// TCP, rustls), with [`Ahead`] before TCP.
+    pub(super) fn connector(slot: Slot) -> impl Connector {
+        ().chain(ConnectProxyConnector::default())
+            .chain(Ahead(slot))
+            .chain(TcpConnector::default())
+            .chain(RustlsConnector::default())
     }
 }
 

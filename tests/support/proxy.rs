@@ -1,7 +1,9 @@
 //! A loopback TCP proxy that puts a server far away: every chunk is
-//! delayed by a fixed one-way latency in each direction, and the first
-//! bytes of a connection by one more round trip, for the TCP handshake a
-//! real connection pays before it can send.
+//! delayed by a fixed one-way latency in each direction, and nothing the
+//! client sends leaves before one round trip after it connected, for the
+//! TCP handshake a real connection pays before it can send. (A client that
+//! connects ahead and sends later has paid it by then, as on a real
+//! network.)
 //!
 //! Threads end when their connection closes or the proxy is dropped; every
 //! wait is bounded.
@@ -123,19 +125,19 @@ fn connect(
     };
     // The connection counts as closed once the client stops sending (a
     // server that never answers never closes its side).
-    let handshake = one_way * 2;
-    let mut handles = pipe(client, server2, one_way, handshake, stop, Some(counts));
-    handles.extend(pipe(server, client2, one_way, Duration::ZERO, stop, None));
+    let handshake_done = Instant::now() + one_way * 2;
+    let mut handles = pipe(client, server2, one_way, handshake_done, stop, Some(counts));
+    handles.extend(pipe(server, client2, one_way, Instant::now(), stop, None));
     handles
 }
 
-/// Copies `from` to `to`, each chunk `delay` late (the first one `first`
-/// later still). `closes`: the counts to update when `from` ends.
+/// Copies `from` to `to`, each chunk `delay` late, and none leaving before
+/// `not_before`. `closes`: the counts to update when `from` ends.
 fn pipe(
     from: TcpStream,
     to: TcpStream,
     delay: Duration,
-    first: Duration,
+    not_before: Instant,
     stop: &Arc<AtomicBool>,
     closes: Option<&Arc<Counts>>,
 ) -> Vec<JoinHandle<()>> {
@@ -146,14 +148,12 @@ fn pipe(
         let mut from = from;
         thread::spawn(move || {
             let _ = from.set_read_timeout(Some(POLL));
-            let mut extra = first;
             let mut buf = vec![0_u8; 16 * 1024];
             while !stop.load(Ordering::SeqCst) {
                 match from.read(&mut buf) {
                     Ok(0) => break,
                     Ok(n) => {
-                        let due = Instant::now() + delay + extra;
-                        extra = Duration::ZERO;
+                        let due = Instant::now().max(not_before) + delay;
                         if tx.send((due, Some(buf[..n].to_vec()))).is_err() {
                             return;
                         }

@@ -99,6 +99,7 @@ impl Worker {
             match self.shared.next(&mut records, self.backlog_at()) {
                 Next::Records { flush } => self.take(&records, flush),
                 Next::Backlog { flush } => self.send_front(flush),
+                Next::FirstRecord => self.prepare(),
                 Next::Exit => {
                     self.exit();
                     return;
@@ -301,6 +302,19 @@ impl Worker {
         }
     }
 
+    /// Opens the connection the first batch will use, while its window
+    /// runs; not when the backlog's own sends open one anyway.
+    fn prepare(&mut self) {
+        if !self.backlog.is_empty() {
+            return;
+        }
+        let timeout = self.shared.config.exit.budget;
+        if let Some(transport) = self.transport() {
+            // A transport that panics here fails again when it sends.
+            let _ = catch_unwind(AssertUnwindSafe(|| transport.prepare(timeout)));
+        }
+    }
+
     fn transport(&mut self) -> Option<&dyn Transport> {
         match &self.sink {
             Sink::Http(endpoint) => {
@@ -340,17 +354,22 @@ impl Worker {
             });
             return;
         }
-        self.each_batch(|shared, batch| match batch.keep(shared) {
-            Ok(kept) => kept,
-            // A spool that cannot be written: the batch waits in memory.
-            Err(unchanged) => Some(unchanged),
+        let mut wrote = false;
+        self.each_batch(|shared, batch| {
+            let was_spooled = matches!(batch, Batch::Spooled { .. });
+            match batch.keep(shared) {
+                Ok(kept) => {
+                    wrote |= !was_spooled && kept.is_some();
+                    kept
+                }
+                // A spool that cannot be written: the batch waits in memory.
+                Err(unchanged) => Some(unchanged),
+            }
         });
-        if let Some(dropped) = self
-            .shared
-            .with_spool(|spool| spool.enforce_limits(SystemTime::now(), None))
-        {
-            count_dropped(&self.shared, dropped);
+        if !wrote {
+            return;
         }
+        cap_spool(&self.shared);
         // Batches the spool's limits removed leave the backlog. (This
         // run's among them were counted as spooled; the drop itself is
         // counted as the spool being full.)
@@ -407,6 +426,14 @@ impl Worker {
         if let Some(message) = message {
             let _ = writeln!(std::io::stderr(), "devsy-telemetry: {message}");
         }
+    }
+}
+
+/// Applies the spool's limits after a write, counting what they dropped.
+pub(crate) fn cap_spool(shared: &Shared) {
+    if let Some(dropped) = shared.with_spool(|spool| spool.enforce_limits(SystemTime::now(), None))
+    {
+        count_dropped(shared, dropped);
     }
 }
 
