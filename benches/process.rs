@@ -97,7 +97,10 @@ fn summary(times: &mut [Duration]) -> (f64, f64, f64) {
 /// courier then waits on the network for its lifetime, and is killed at
 /// the end.
 fn pairs(binary: &Path, name: &str, endpoint: &str, hangs: bool) -> f64 {
+    // Two homes: an opted-out run deletes the spool, which would change
+    // what the next run with telemetry on finds.
     let home = tempfile::tempdir().expect("temp dir");
+    let off_home = tempfile::tempdir().expect("temp dir");
     let on = [("DEVSY_TELEMETRY_ENDPOINT", endpoint)];
     let off = [
         ("DEVSY_TELEMETRY_ENDPOINT", endpoint),
@@ -105,10 +108,10 @@ fn pairs(binary: &Path, name: &str, endpoint: &str, hangs: bool) -> f64 {
     ];
     let args = ["provider", "list"];
     // Warm the page cache.
-    run(binary, home.path(), &args, &off);
+    run(binary, off_home.path(), &args, &off);
     let (mut on_times, mut off_times) = (Vec::new(), Vec::new());
     for _ in 0..PAIRS {
-        off_times.push(run(binary, home.path(), &args, &off));
+        off_times.push(run(binary, off_home.path(), &args, &off));
         on_times.push(run(binary, home.path(), &args, &on));
         if !hangs {
             finish_couriers(home.path(), COURIER_BOUND);

@@ -204,6 +204,37 @@ fn a_courier_that_finds_the_user_opted_out_since_deletes_the_spool_and_sends_not
 }
 
 #[test]
+fn a_courier_whose_spool_was_deleted_by_an_opt_out_and_opt_in_sends_nothing_more() {
+    let home = tempfile::tempdir().expect("temp dir");
+    let _guard = NoCourierLeft(home.path().to_path_buf());
+    let closed = support::closed_port_endpoint();
+    for _ in 0..2 {
+        devsy(home.path(), &closed, &["provider", "list"]);
+        assert!(finish_couriers(home.path(), GENEROUS));
+    }
+    let server = Server::start(Mode::Delay(Duration::from_secs(1), 200));
+    let endpoint = server.endpoint();
+    devsy(home.path(), &endpoint, &["provider", "list"]);
+    assert!(wait_until(GENEROUS, || server.requests().len() == 1));
+    // While that courier waits for its answer, the user opts out (which
+    // deletes the spool), opts back in, and runs a command.
+    for options in ["TELEMETRY=false", "TELEMETRY=true"] {
+        let output = devsy(
+            home.path(),
+            &endpoint,
+            &["context", "set-options", "-o", options],
+        );
+        assert!(output.status.success(), "{}", support::stderr(&output));
+    }
+    devsy(home.path(), &endpoint, &["provider", "list"]);
+    assert!(finish_couriers(home.path(), GENEROUS));
+    // The first courier's batch, and the new run's: nothing deleted, and
+    // nothing twice.
+    assert_eq!(server.requests().len(), 2);
+    assert_eq!(spooled_batches(home.path()), 0);
+}
+
+#[test]
 fn a_host_that_starts_late_runs_none_of_its_code_in_a_courier_and_the_next_run_delivers() {
     let home = tempfile::tempdir().expect("temp dir");
     let _guard = NoCourierLeft(home.path().to_path_buf());
@@ -253,6 +284,8 @@ fn next_run_keeps_everything_for_the_next_run_and_wait_delivers_it() {
     // ending, holding it for a moment).
     let lock_free = || {
         std::fs::File::options()
+            .create(true)
+            .truncate(false)
             .write(true)
             .open(home.path().join("telemetry-spool").join(".lock"))
             .is_ok_and(|file| file.try_lock().is_ok())

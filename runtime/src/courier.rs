@@ -194,7 +194,8 @@ enum Ended {
     GaveUp,
     /// Another courier holds the spool's lock.
     Held,
-    /// Telemetry was turned off meanwhile: the spool was deleted.
+    /// Telemetry was turned off meanwhile: the spool was deleted (by the
+    /// courier, or under it).
     OptedOut,
 }
 
@@ -215,6 +216,8 @@ enum Attempt {
     Done,
     /// Telemetry was turned off meanwhile.
     OptedOut,
+    /// The spool was deleted under it.
+    Lost,
     /// The server stays unreachable, or the lifetime is over.
     GiveUp,
 }
@@ -260,7 +263,9 @@ impl Courier {
             let Some(body) = Spool::read(&entry) else {
                 continue; // corrupt: removed
             };
-            match self.send(&body, allowed) {
+            let spool = self.spool.clone();
+            let ours = || spool.still_locked_by(&lock);
+            match self.send(&body, allowed, &ours) {
                 Attempt::Done => {
                     Spool::remove(&entry);
                     self.sent += 1;
@@ -269,20 +274,31 @@ impl Courier {
                     self.spool.forget();
                     return Ended::OptedOut;
                 }
+                // Deleted under it (an opt-out, maybe an opt-in since):
+                // what is there now is not this courier's.
+                Attempt::Lost => return Ended::OptedOut,
                 Attempt::GiveUp => return Ended::GaveUp,
             }
         }
         Ended::GaveUp
     }
 
-    /// Sends one batch with retries, re-checking the opt-out rules before
-    /// every attempt.
-    fn send(&mut self, body: &[u8], allowed: &dyn Fn() -> bool) -> Attempt {
+    /// Sends one batch with retries, re-checking before every attempt that
+    /// the spool is still the one it locked, and the opt-out rules.
+    fn send(
+        &mut self,
+        body: &[u8],
+        allowed: &dyn Fn() -> bool,
+        ours: &dyn Fn() -> bool,
+    ) -> Attempt {
         for attempt in 1..=BACKGROUND_ATTEMPTS {
             if let Some(wait) = self.retry.server_wait()
                 && !self.sleep(wait)
             {
                 return Attempt::GiveUp;
+            }
+            if !ours() {
+                return Attempt::Lost;
             }
             if !allowed() {
                 return Attempt::OptedOut;

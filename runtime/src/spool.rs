@@ -150,6 +150,26 @@ impl Spool {
         Some(file)
     }
 
+    /// Whether `held` (from [`lock`](Self::lock)) is still this spool's
+    /// lock: `false` once the spool was deleted (telemetry was turned off
+    /// meanwhile, perhaps on again since, with a new lock).
+    pub(crate) fn still_locked_by(&self, held: &fs::File) -> bool {
+        let Ok(now) = fs::metadata(self.dir.join(LOCK_FILE)) else {
+            return false;
+        };
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::MetadataExt as _;
+            held.metadata()
+                .is_ok_and(|held| (held.dev(), held.ino()) == (now.dev(), now.ino()))
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = (held, now);
+            true
+        }
+    }
+
     /// Every batch on disk, oldest first. Names that are not ours are
     /// removed as corrupt; stale temporary files are removed.
     pub(crate) fn entries(&self) -> (Vec<Entry>, usize) {
@@ -471,6 +491,22 @@ mod tests {
         assert!(spool.lock().is_none(), "a second holder");
         drop(held);
         assert!(spool.lock().is_some());
+        Ok(())
+    }
+
+    #[test]
+    fn a_lock_whose_spool_was_deleted_is_no_longer_the_spools() -> io::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let spool = Spool::new(dir.path());
+        fs::create_dir_all(&spool.dir)?;
+        let held = spool.lock().expect("free");
+        assert!(spool.still_locked_by(&held));
+        spool.forget();
+        assert!(!spool.still_locked_by(&held), "the spool is gone");
+        fs::create_dir_all(&spool.dir)?;
+        let again = spool.lock().expect("a new lock file is free");
+        assert!(spool.still_locked_by(&again));
+        assert!(!spool.still_locked_by(&held), "an opt-in made a new spool");
         Ok(())
     }
 

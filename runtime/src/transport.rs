@@ -89,6 +89,9 @@ pub const USER_AGENT: &str = concat!("devsy-telemetry/", env!("CARGO_PKG_VERSION
 
 /// Posts batches over HTTP(S) with `ureq`, honouring `HTTPS_PROXY`,
 /// `HTTP_PROXY`, `ALL_PROXY` and `NO_PROXY` from the process environment.
+/// [`prepare`](Transport::prepare) opens the first request's TCP connection
+/// ahead (not through a proxy; over `https` the TLS handshake stays with
+/// the request).
 ///
 /// ```
 /// use devsy_telemetry_runtime::HttpTransport;
