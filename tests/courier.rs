@@ -346,3 +346,51 @@ impl devsy_telemetry::Transport for Refusing {
         })
     }
 }
+
+#[test]
+fn a_courier_that_cannot_be_started_leaves_the_batches_for_the_next_run() {
+    let home = tempfile::tempdir().expect("temp dir");
+    let _guard = NoCourierLeft(home.path().to_path_buf());
+    // A copy of the example, removed while it runs: as when an upgrade
+    // replaces the binary, the courier's executable is gone at exit.
+    let bin = tempfile::tempdir().expect("temp dir");
+    let copy = bin.path().join("devsy");
+    std::fs::copy(support::example("devsy"), &copy).expect("copy the example");
+    let closed = support::closed_port_endpoint();
+    devsy(home.path(), &closed, &["provider", "add", "docker"]);
+    assert!(finish_couriers(home.path(), GENEROUS));
+    let before = spooled_batches(home.path());
+    let first_note = note(home.path()).expect("the first run's courier gave up");
+    let child = std::process::Command::new(&copy)
+        .args(["up", "github.com/devsy-sh/devsy", "--delay", "0.5"])
+        .env_clear()
+        .env("DEVSY_HOME", home.path())
+        .env("DEVSY_TELEMETRY_ENDPOINT", &closed)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn the copy");
+    std::fs::remove_file(&copy).expect("remove the copy");
+    let output = child.wait_with_output().expect("wait for the copy");
+    assert!(output.status.success());
+    assert!(finish_couriers(home.path(), GENEROUS));
+    // Its events wait in the spool, and no courier ran: the note is still
+    // the first run's courier's (it gave up against the closed port).
+    assert_eq!(spooled_batches(home.path()), before + 1);
+    assert_eq!(note(home.path()), Some(first_note));
+    // The next run, waiting in CI, delivers them with its own.
+    let server = Server::start(Mode::Status(200));
+    let vars = [
+        ("CI", "true"),
+        ("DEVSY_TELEMETRY_ENDPOINT", &server.endpoint() as &str),
+    ];
+    let output = support::run_example("devsy", &["provider", "list"], home.path(), &vars);
+    assert!(output.status.success());
+    let commands: Vec<String> = support::summary(&server.events())
+        .into_iter()
+        .map(|(command, _)| command)
+        .collect();
+    assert!(commands.contains(&"devsy up".to_string()), "{commands:?}");
+    assert_eq!(spooled_batches(home.path()), 0);
+}
