@@ -178,17 +178,25 @@ fn duplicates(events: &[Value]) -> usize {
     seen.values().map(|n| n - 1).sum()
 }
 
+/// A config dir with the provider `up` needs (added with telemetry off).
+fn home_with_a_provider(binary: &Path) -> tempfile::TempDir {
+    let home = tempfile::tempdir().expect("temp dir");
+    run(
+        binary,
+        home.path(),
+        &["provider", "add", "docker"],
+        &[("DEVSY_DISABLE_TELEMETRY", "1")],
+    );
+    home
+}
+
 /// `runs` runs 100 ms away: all events must arrive within 10 s of the last.
 fn delivery(binary: &Path, server: &Server, proxy: &DelayProxy, args: &[&str], runs: usize) {
-    let home = tempfile::tempdir().expect("temp dir");
-    if args[0] == "up" {
-        run(
-            binary,
-            home.path(),
-            &["provider", "add", "docker"],
-            &[("DEVSY_DISABLE_TELEMETRY", "1")],
-        );
-    }
+    let home = if args[0] == "up" {
+        home_with_a_provider(binary)
+    } else {
+        tempfile::tempdir().expect("temp dir")
+    };
     let endpoint = proxy.endpoint();
     let vars = [("DEVSY_TELEMETRY_ENDPOINT", endpoint.as_str())];
     let before = server.events().len();
@@ -280,13 +288,7 @@ fn captured(binary: &Path, endpoint: &str) {
 /// When the start event of a long command (`up --delay 1`) arrives, 100 ms
 /// away: sent early, on a connection opened at its first record.
 fn promptness(binary: &Path, server: &Server, proxy: &DelayProxy) {
-    let home = tempfile::tempdir().expect("temp dir");
-    run(
-        binary,
-        home.path(),
-        &["provider", "add", "docker"],
-        &[("DEVSY_DISABLE_TELEMETRY", "1")],
-    );
+    let home = home_with_a_provider(binary);
     let endpoint = proxy.endpoint();
     let mut arrivals: Vec<Duration> = (0..5)
         .map(|_| {
@@ -350,13 +352,7 @@ fn opened_ahead(proxy: &DelayProxy) {
 
 /// `up --delay 3` killed after 1 s, 100 ms away.
 fn killed(binary: &Path, server: &Server, proxy: &DelayProxy) {
-    let home = tempfile::tempdir().expect("temp dir");
-    run(
-        binary,
-        home.path(),
-        &["provider", "add", "docker"],
-        &[("DEVSY_DISABLE_TELEMETRY", "1")],
-    );
+    let home = home_with_a_provider(binary);
     let before = server.events().len();
     let endpoint = proxy.endpoint();
     let mut child = command(

@@ -172,23 +172,28 @@ fn never_two_couriers_send_at_once_and_every_event_arrives() {
     assert!(most <= 1, "{most} couriers at once");
 }
 
+/// Two runs against a closed port (their couriers give up: the spool keeps
+/// two batches), then a third against a server that answers after 1 s:
+/// returned once its courier has sent the oldest batch and waits.
+fn a_courier_waiting_on_its_first_of_three(home: &Path) -> Server {
+    let closed = support::closed_port_endpoint();
+    for _ in 0..2 {
+        devsy(home, &closed, &["provider", "list"]);
+        assert!(finish_couriers(home, GENEROUS));
+    }
+    assert_eq!(spooled_batches(home), 2);
+    let server = Server::start(Mode::Delay(Duration::from_secs(1), 200));
+    devsy(home, &server.endpoint(), &["provider", "list"]);
+    assert!(wait_until(GENEROUS, || server.requests().len() == 1));
+    server
+}
+
 #[test]
 fn a_courier_that_finds_the_user_opted_out_since_deletes_the_spool_and_sends_nothing_more() {
     let home = tempfile::tempdir().expect("temp dir");
     let _guard = NoCourierLeft(home.path().to_path_buf());
-    // Two runs against a closed port: their couriers give up, and the
-    // spool keeps two batches.
-    let closed = support::closed_port_endpoint();
-    for _ in 0..2 {
-        devsy(home.path(), &closed, &["provider", "list"]);
-        assert!(finish_couriers(home.path(), GENEROUS));
-    }
-    assert_eq!(spooled_batches(home.path()), 2);
-    // A third run, against a slow server: its courier sends the oldest
-    // batch; meanwhile the user opts out.
-    let server = Server::start(Mode::Delay(Duration::from_secs(1), 200));
-    devsy(home.path(), &server.endpoint(), &["provider", "list"]);
-    assert!(wait_until(GENEROUS, || server.requests().len() == 1));
+    let server = a_courier_waiting_on_its_first_of_three(home.path());
+    // Meanwhile the user opts out.
     let path = home.path().join("config.json");
     let mut store = ContextStore::open(&path).expect("open the store");
     store
@@ -207,15 +212,8 @@ fn a_courier_that_finds_the_user_opted_out_since_deletes_the_spool_and_sends_not
 fn a_courier_whose_spool_was_deleted_by_an_opt_out_and_opt_in_sends_nothing_more() {
     let home = tempfile::tempdir().expect("temp dir");
     let _guard = NoCourierLeft(home.path().to_path_buf());
-    let closed = support::closed_port_endpoint();
-    for _ in 0..2 {
-        devsy(home.path(), &closed, &["provider", "list"]);
-        assert!(finish_couriers(home.path(), GENEROUS));
-    }
-    let server = Server::start(Mode::Delay(Duration::from_secs(1), 200));
+    let server = a_courier_waiting_on_its_first_of_three(home.path());
     let endpoint = server.endpoint();
-    devsy(home.path(), &endpoint, &["provider", "list"]);
-    assert!(wait_until(GENEROUS, || server.requests().len() == 1));
     // While that courier waits for its answer, the user opts out (which
     // deletes the spool), opts back in, and runs a command.
     for options in ["TELEMETRY=false", "TELEMETRY=true"] {
