@@ -1,29 +1,23 @@
 //! Checking a request body against the wire format, before anything of it
 //! is stored.
 //!
-//! The types come from the runtime ([`devsy_telemetry_runtime::event`]), so
-//! the two ends cannot drift apart; this module adds what types cannot say:
-//! a machine id is 64 hex digits, a timestamp is plausible, strings are
-//! bounded, an error comes only with a duration. The first problem rejects
-//! the whole batch, named by the event's index and the field.
+//! The types and the shared rules come from `devsy-telemetry-wire`, which
+//! the runtime sends with, so the two ends cannot drift apart: the event
+//! type of a valid app name, the machine id's shape, the field limits.
+//! This module adds what only a receiver checks: a timestamp is plausible,
+//! an error comes only with a duration. The first problem rejects the
+//! whole batch, named by the event's index and the field.
 
 use std::fmt;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use devsy_telemetry_runtime::event::{Batch, Envelope};
+use devsy_telemetry_wire::limits::{self, Lines};
+use devsy_telemetry_wire::{Batch, Envelope, app, is_machine_id};
 use serde::Serialize;
 use serde_path_to_error::Segment;
 
 /// The largest request body accepted (413 above).
 pub const MAX_BODY: usize = 1024 * 1024;
-
-/// Bounds on the strings of an event, in bytes.
-const MAX_TYPE: usize = 64;
-const MAX_COMMAND: usize = 256;
-const MAX_PROPERTY: usize = 128;
-const MAX_VERSION: usize = 64;
-const MAX_ERROR: usize = 4096;
-const MAX_PLATFORM: usize = 32;
 
 /// Timestamps before this (2020-01-01) are not from this library.
 const EARLIEST_MICROS: u64 = 1_577_836_800_000_000;
@@ -192,17 +186,13 @@ fn check(i: usize, envelope: &Envelope<'_>, latest_micros: u64) -> Result<Row, R
     let props = &event.properties;
     let user = &envelope.user;
 
-    let kind = bounded(i, "event.type", &event.kind, 1, MAX_TYPE)?;
-    let valid_kind = kind.ends_with("_cli")
-        && kind.len() > "_cli".len()
-        && kind
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
-    if !valid_kind {
+    let kind = bounded(i, "event.type", &event.kind, 1, limits::TYPE)?;
+    if app::of_event_type(&kind).is_none() {
         return Err(Rejection::at(
             i,
             "event.type",
-            "expected `<app>_cli`: lowercase letters, digits, `-` and `_`",
+            "expected `<app>_cli`, the app name of lowercase letters, digits, `-` and `_`, \
+             starting with a letter",
         ));
     }
     let machine_id = &*event.machine_id;
@@ -232,11 +222,11 @@ fn check(i: usize, envelope: &Envelope<'_>, latest_micros: u64) -> Result<Row, R
         "event.properties.command",
         &props.command,
         1,
-        MAX_COMMAND,
+        limits::COMMAND,
     )?;
     let optional = |field: &str, value: Option<&str>| {
         value
-            .map(|v| bounded(i, field, v, 1, MAX_PROPERTY))
+            .map(|v| bounded(i, field, v, 1, limits::PROPERTY))
             .transpose()
     };
     let provider = optional("event.properties.provider", props.provider.as_deref())?;
@@ -247,12 +237,12 @@ fn check(i: usize, envelope: &Envelope<'_>, latest_micros: u64) -> Result<Row, R
         "event.properties.version",
         &props.version,
         1,
-        MAX_VERSION,
+        limits::VERSION,
     )?;
     let error = props
         .error
         .as_deref()
-        .map(|e| bounded(i, "event.properties.error", e, 1, MAX_ERROR))
+        .map(|e| bounded(i, "event.properties.error", e, 1, limits::ERROR))
         .transpose()?;
     if error.is_some() && props.duration_ms.is_none() {
         return Err(Rejection::at(
@@ -268,8 +258,8 @@ fn check(i: usize, envelope: &Envelope<'_>, latest_micros: u64) -> Result<Row, R
             "longer than a year",
         ));
     }
-    let arch = bounded(i, "user.arch", &user.arch, 1, MAX_PLATFORM)?;
-    let os = bounded(i, "user.os", &user.os, 1, MAX_PLATFORM)?;
+    let arch = bounded(i, "user.arch", &user.arch, 1, limits::PLATFORM)?;
+    let os = bounded(i, "user.os", &user.os, 1, limits::PLATFORM)?;
     Ok(Row {
         kind,
         machine_id: machine_id.to_string(),
@@ -307,18 +297,15 @@ fn bounded(
     }
     // An error message may span lines; nothing else may, and nothing may
     // carry other control characters (they would garble a report).
-    let allowed = |c: char| !c.is_control() || (field == "event.properties.error" && c == '\n');
-    if !value.chars().all(allowed) {
+    let lines = if field == "event.properties.error" {
+        Lines::Many
+    } else {
+        Lines::One
+    };
+    if !value.chars().all(|c| lines.allows(c)) {
         return Err(Rejection::at(i, field, "contains control characters"));
     }
     Ok(value.to_string())
-}
-
-fn is_machine_id(value: &str) -> bool {
-    value.len() == 64
-        && value
-            .bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 #[cfg(test)]

@@ -7,9 +7,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use devsy_telemetry_wire::limits::{self, Lines, fit_owned};
+
+use crate::app::{App, CONFIG_FILE, Env, Variables};
 use crate::command::CommandBuilder;
 use crate::exit::{self, Exit, ExitMode};
-use crate::policy::{self, ContextSource, DisabledBy, EnvNames, Inputs, Status};
+use crate::policy::{self, ContextSource, DisabledBy, Inputs, Status};
 use crate::queue::{Config, Props, Shared, Sink, Stats};
 use crate::scrub::Scrubber;
 use crate::spool::Spool;
@@ -18,7 +21,7 @@ use crate::{courier, global, worker};
 
 /// The default slow threshold: a command that runs this long sends a
 /// finished event even when it succeeds.
-pub const DEFAULT_SLOW_THRESHOLD: Duration = Duration::from_secs(10);
+pub const DEFAULT_SLOW_THRESHOLD: Duration = devsy_telemetry_wire::DEFAULT_SLOW_THRESHOLD;
 /// The default exit budget: the longest that dropping the guard waits for
 /// delivery.
 pub const DEFAULT_EXIT_BUDGET: Duration = Duration::from_millis(500);
@@ -36,7 +39,8 @@ pub const DEFAULT_QUEUE_CAPACITY: usize = 1000;
 /// ```
 #[must_use = "telemetry does nothing until `start` is called"]
 pub struct Builder {
-    app: String,
+    /// The name as given; checked by `start`.
+    name: String,
     version: String,
     endpoint: Option<String>,
     context: Option<String>,
@@ -56,7 +60,7 @@ pub struct Builder {
 impl fmt::Debug for Builder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Builder")
-            .field("app", &self.app)
+            .field("app", &self.name)
             .field("version", &self.version)
             .field("endpoint", &self.endpoint)
             .field("context", &self.context)
@@ -67,9 +71,9 @@ impl fmt::Debug for Builder {
 }
 
 impl Builder {
-    fn new(app: &str) -> Self {
+    fn new(name: &str) -> Self {
         Self {
-            app: app.to_string(),
+            name: name.to_string(),
             version: String::new(),
             endpoint: None,
             context: None,
@@ -172,13 +176,16 @@ impl Builder {
         self
     }
 
-    /// Reads the opt-out and override variables (`<APP>_DISABLE_TELEMETRY`,
-    /// `DO_NOT_TRACK`, `<APP>_TELEMETRY_ENDPOINT`, `<APP>_TELEMETRY_DEBUG`,
-    /// `<APP>_HOME`, `<APP>_UI`, `HOME`, `USERPROFILE`, `USER`, `USERNAME`,
-    /// `LOGNAME`, and the CI variables of [`CI_VARIABLES`](crate::CI_VARIABLES))
-    /// from `vars` instead of the process environment: for a host that runs
-    /// commands on behalf of a client with its own environment, and for
-    /// tests. Proxy variables are always read from the process environment.
+    /// Reads every variable the runtime reads from `vars` instead of the
+    /// process environment: for a host that runs commands on behalf of a
+    /// client with its own environment, and for tests. Those are
+    /// `<APP>_DISABLE_TELEMETRY`, `DO_NOT_TRACK`, `<APP>_TELEMETRY_ENDPOINT`,
+    /// `<APP>_TELEMETRY_DEBUG`, `<APP>_HOME`, `<APP>_UI`; `HOME` and
+    /// `USERPROFILE` (the config dir, and the home path scrubbed from
+    /// errors); `USER`, `USERNAME` and `LOGNAME` (the user name scrubbed
+    /// from errors); and the CI variables of
+    /// [`CI_VARIABLES`](crate::CI_VARIABLES). Empty values count as unset.
+    /// Proxy variables are always read from the process environment.
     ///
     /// A courier would read the process environment, not `vars`, so with a
     /// custom environment the exit is [`Exit::Wait`] (or
@@ -239,62 +246,47 @@ impl Builder {
         if cfg!(not(feature = "telemetry")) {
             return Err(DisabledBy::CompiledOut);
         }
+        let env = Env::from(self.env.take());
+        let app = match App::new(&self.name) {
+            Ok(app) => app,
+            Err(error) => return Err(refuse_name(&self.name, &error, &env)),
+        };
         if let Some(invocation) = courier::Invocation::of_process() {
-            courier::run(self, invocation.as_ref());
+            courier::run(self, app, invocation.as_ref());
         }
-        let env = Env(self.env.take());
-        let names = EnvNames::new(&self.app);
-        let config_dir = self.resolved_config_dir(&env);
-        let debug = env.flag(&names.debug);
+        let config_dir = self.config_dir.take().or_else(|| app.config_dir(&env));
+        let run = Run::new(app, env, config_dir);
         let started = if global::is_disabled() {
             Err(DisabledBy::Runtime)
         } else {
-            self.decide(&names, &env, config_dir.as_deref(), None)
-                .and_then(|context| {
-                    let sink = self.sink(&names, &env, debug)?;
-                    Ok((context, sink))
-                })
-                .and_then(|(context, sink)| {
-                    self.run_worker(&names, &env, config_dir.clone(), context, sink, debug)
-                })
+            self.consent(&run, None)
+                .and_then(|context| Ok((context, self.sink(&run)?)))
+                .and_then(|(context, sink)| self.start_worker(&run, context, sink))
         };
         started.inspect_err(|rule| {
-            if debug {
+            if run.debug {
                 eprintln!("devsy-telemetry: telemetry is off: {rule}");
             }
             // Telemetry is off: what an earlier run left unsent goes too.
             if !matches!(rule, DisabledBy::WorkerUnavailable { .. })
-                && let Some(dir) = &config_dir
+                && let Some(dir) = &run.config_dir
             {
                 Spool::new(dir).forget();
             }
         })
     }
 
-    /// The config dir: the builder's, else `$<APP>_HOME`, else `~/.<app>`.
-    pub(crate) fn resolved_config_dir(&self, env: &Env) -> Option<PathBuf> {
-        self.config_dir
-            .clone()
-            .or_else(|| default_config_dir(&self.app, &|name| env.get(name)))
-    }
-
-    /// The opt-out rules; `context`, when given, instead of the builder's.
-    /// Returns the context whose options applied.
-    pub(crate) fn decide(
-        &self,
-        names: &EnvNames,
-        env: &Env,
-        config_dir: Option<&Path>,
-        context: Option<&str>,
-    ) -> Result<String, DisabledBy> {
-        let store_path = config_dir.map(|dir| dir.join("config.json"));
+    /// The opt-out rules, against `context` when given instead of the
+    /// builder's. Returns the context whose options applied.
+    pub(crate) fn consent(&self, run: &Run, context: Option<&str>) -> Result<String, DisabledBy> {
+        let store_path = run.config_dir.as_ref().map(|dir| dir.join(CONFIG_FILE));
         let source = match &self.context_option {
             Some(value) => ContextSource::Given(value.as_deref()),
             None => ContextSource::Store(store_path.as_deref()),
         };
         policy::decide(&Inputs {
-            names,
-            env: &|name| env.get(name),
+            vars: run.app.vars(),
+            env: &run.env,
             version: &self.version,
             enabled: self.enabled,
             context: context.or(self.context.as_deref()),
@@ -302,31 +294,22 @@ impl Builder {
         })
     }
 
-    /// The app's name, as given.
-    pub(crate) fn app(&self) -> &str {
-        &self.app
-    }
-
     /// Where batches go: printed in debug mode, the custom transport, or
     /// HTTP to the endpoint (`<APP>_TELEMETRY_ENDPOINT` first).
-    pub(crate) fn sink(
-        &mut self,
-        names: &EnvNames,
-        env: &Env,
-        debug: bool,
-    ) -> Result<Sink, DisabledBy> {
-        if debug {
+    pub(crate) fn sink(&mut self, run: &Run) -> Result<Sink, DisabledBy> {
+        if run.debug {
             return Ok(Sink::Debug);
         }
         if let Some(transport) = self.transport.take() {
             return Ok(Sink::Custom(transport));
         }
-        let endpoint = env
-            .get(&names.endpoint)
-            .filter(|e| !e.trim().is_empty())
+        let variable = &run.app.vars().endpoint;
+        let endpoint = run
+            .env
+            .non_empty(variable)
             .or_else(|| self.endpoint.clone());
         let Some(endpoint) = endpoint else {
-            let variable = names.endpoint.clone();
+            let variable = variable.clone();
             return Err(DisabledBy::NoEndpoint { variable });
         };
         if let Err(reason) = check_endpoint(&endpoint) {
@@ -335,100 +318,92 @@ impl Builder {
         Ok(Sink::Http(endpoint))
     }
 
-    fn run_worker(
+    /// The client's configuration, its worker, and the process's current
+    /// client.
+    fn start_worker(
         self,
-        names: &EnvNames,
-        env: &Env,
-        config_dir: Option<PathBuf>,
+        run: &Run,
         context: String,
         sink: Sink,
-        debug: bool,
     ) -> Result<(Arc<Shared>, bool), DisabledBy> {
-        let desktop = self.desktop.unwrap_or_else(|| env.flag(&names.ui));
-        let home = env.get("HOME").or_else(|| env.get("USERPROFILE"));
-        let user = env
-            .get("USER")
-            .or_else(|| env.get("USERNAME"))
-            .or_else(|| env.get("LOGNAME"))
-            .or_else(|| {
-                let home = home.as_deref()?;
-                Path::new(home)
-                    .file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-            });
+        let Run {
+            app,
+            env,
+            config_dir,
+            debug,
+        } = run;
         let exit = exit::choose(
             self.exit,
-            debug,
+            *debug,
             config_dir.is_some(),
-            env.0.is_some(),
-            &|name| env.get(name),
+            env,
             self.exit_budget,
         );
-        if debug {
+        if *debug {
             eprintln!("devsy-telemetry: debug mode: events are printed, not sent; exit: {exit}");
         }
-        let spool = config_dir.as_deref().filter(|_| !debug).map(Spool::new);
+        let property = |v: Option<String>| v.map(|v| fit_owned(v, limits::PROPERTY, Lines::One));
+        let defaults = Props {
+            provider: property(self.defaults.provider),
+            ide: property(self.defaults.ide),
+            source_type: property(self.defaults.source_type),
+        };
         let shared = Arc::new(Shared::new(Config {
-            event_type: format!("{}_cli", self.app),
-            app: self.app,
-            version: self.version,
-            defaults: self.defaults,
-            desktop,
+            app: app.clone(),
+            version: fit_owned(self.version, limits::VERSION, Lines::One),
+            defaults,
+            desktop: self.desktop.unwrap_or_else(|| env.flag(&app.vars().ui)),
             slow_threshold: self.slow_threshold,
             exit,
             capacity: self.queue_capacity,
-            config_dir,
-            spool,
+            config_dir: config_dir.clone(),
+            spool: config_dir.as_deref().filter(|_| !debug).map(Spool::new),
             context,
-            scrubber: Scrubber::new(home.as_deref(), user.as_deref()),
+            scrubber: Scrubber::new(env.home().as_deref(), env.user().as_deref()),
         }));
         if let Err(e) = worker::spawn(&shared, sink) {
             let reason = e.to_string();
             return Err(DisabledBy::WorkerUnavailable { reason });
         }
         global::install(&shared);
-        Ok((shared, debug))
+        Ok((shared, *debug))
     }
 }
 
-/// The environment the runtime reads: the process's, or the map given to
-/// [`Builder::env`].
+/// One run's view of where it is: the app, the environment it reads, its
+/// config dir, and whether debug mode is on. Resolved once by `start`.
 #[derive(Debug)]
-pub(crate) struct Env(pub Option<HashMap<String, String>>);
+pub(crate) struct Run {
+    pub app: App,
+    pub env: Env,
+    pub config_dir: Option<PathBuf>,
+    pub debug: bool,
+}
 
-impl Env {
-    pub(crate) fn get(&self, name: &str) -> Option<String> {
-        match &self.0 {
-            Some(map) => map.get(name).cloned(),
-            None => process_env(name),
+impl Run {
+    pub(crate) fn new(app: App, env: Env, config_dir: Option<PathBuf>) -> Self {
+        let debug = env.flag(&app.vars().debug);
+        Self {
+            app,
+            env,
+            config_dir,
+            debug,
         }
     }
+}
 
-    /// A flag variable is on (see [`policy::is_truthy`]).
-    pub(crate) fn flag(&self, name: &str) -> bool {
-        self.get(name).is_some_and(|v| policy::is_truthy(&v))
+/// An app name that breaks the rule turns telemetry off, loudly: the
+/// status names it, debug mode prints it, and so does every debug build,
+/// because it is the CLI author's mistake and they should see it at once.
+fn refuse_name(name: &str, error: &devsy_telemetry_wire::app::NameError, env: &Env) -> DisabledBy {
+    let rule = DisabledBy::InvalidAppName {
+        name: name.to_string(),
+        reason: error.to_string(),
+    };
+    if cfg!(debug_assertions) || env.flag(&Variables::of(name).debug) {
+        eprintln!("devsy-telemetry: telemetry is off: {rule}");
     }
-}
-
-/// Reads a variable of the process environment; a value that is not UTF-8
-/// still counts as set.
-pub(crate) fn process_env(name: &str) -> Option<String> {
-    std::env::var_os(name).map(|v| v.to_string_lossy().into_owned())
-}
-
-/// `$<APP>_HOME`, else `~/.<app>`.
-pub(crate) fn default_config_dir(
-    app: &str,
-    env: &dyn Fn(&str) -> Option<String>,
-) -> Option<PathBuf> {
-    let non_empty = |name: &str| env(name).filter(|v| !v.trim().is_empty());
-    non_empty(&EnvNames::new(app).home)
-        .map(PathBuf::from)
-        .or_else(|| {
-            non_empty("HOME")
-                .or_else(|| non_empty("USERPROFILE"))
-                .map(|home| Path::new(&home).join(format!(".{app}")))
-        })
+    rule
 }
 
 /// The running telemetry of one app. Dropping it stops the worker and does
@@ -470,7 +445,22 @@ enum Inner {
 impl Telemetry {
     /// Configures telemetry for `app`. The name drives the environment
     /// variables (`DEVSY_DISABLE_TELEMETRY` for `devsy`), the event type
-    /// (`devsy_cli`) and the config dir (`~/.devsy`).
+    /// (`devsy_cli`) and the config dir (`~/.devsy`), so it must be
+    /// lowercase ASCII letters, digits, `-` and `_`, starting with a letter
+    /// (see [`event::app`](crate::event::app)). Any other name is refused
+    /// when [`start`](Builder::start) runs: telemetry is off, with
+    /// [`DisabledBy::InvalidAppName`] as the reason, printed to stderr in
+    /// debug builds and in debug mode.
+    ///
+    /// ```
+    /// use devsy_telemetry_runtime::{DisabledBy, Telemetry};
+    ///
+    /// let telemetry = Telemetry::builder("MyCli").version("v1.0.0").start();
+    /// assert!(matches!(
+    ///     telemetry.status().disabled_by(),
+    ///     Some(DisabledBy::InvalidAppName { name, .. }) if name == "MyCli"
+    /// ));
+    /// ```
     pub fn builder(app: &str) -> Builder {
         Builder::new(app)
     }

@@ -20,6 +20,8 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value};
 
+use crate::app::{App, CONFIG_FILE, Env};
+
 /// The option that turns telemetry off for a context.
 pub const TELEMETRY_OPTION: &str = "TELEMETRY";
 
@@ -55,7 +57,9 @@ pub struct ContextStore {
 
 impl ContextStore {
     /// The file of `app`: `$<APP>_HOME/config.json`, else
-    /// `~/.<app>/config.json`. `None` when neither is known.
+    /// `~/.<app>/config.json`, read from the process environment as
+    /// [`Telemetry::builder`](crate::Telemetry::builder) reads it. `None`
+    /// when neither is known, or when `app` is not an app name.
     ///
     /// ```
     /// let path = devsy_telemetry_runtime::ContextStore::default_path("devsy");
@@ -65,8 +69,9 @@ impl ContextStore {
     /// ```
     #[must_use]
     pub fn default_path(app: &str) -> Option<PathBuf> {
-        crate::builder::default_config_dir(app, &crate::builder::process_env)
-            .map(|dir| dir.join("config.json"))
+        let app = App::new(app).ok()?;
+        app.config_dir(&Env::process())
+            .map(|dir| dir.join(CONFIG_FILE))
     }
 
     /// Loads the file at `path`. A file that does not exist gives an empty

@@ -25,8 +25,8 @@ use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::builder::{Builder, Env};
-use crate::policy::EnvNames;
+use crate::app::{App, Env};
+use crate::builder::{Builder, Run};
 use crate::queue::{Config, Sink};
 use crate::spool::Spool;
 use crate::transport::{HttpTransport, Transport};
@@ -86,7 +86,7 @@ pub(crate) fn spawn(config: &Config) -> io::Result<()> {
     let mut command = Command::new(std::env::current_exe()?);
     command
         .arg(ARGUMENT)
-        .arg(&config.app)
+        .arg(config.app.name())
         .arg(&config.context)
         .env(MARKER, "1")
         .current_dir(dir)
@@ -120,40 +120,35 @@ fn detach(_command: &mut Command) {}
 
 /// The courier's whole life: deliver, then end the process. Never returns
 /// into the host.
-pub(crate) fn run(builder: Builder, invocation: Option<&Invocation>) -> ! {
+pub(crate) fn run(builder: Builder, app: App, invocation: Option<&Invocation>) -> ! {
     if let Some(invocation) = invocation {
         // A panic here must not run the host's code either.
-        let _ = catch_unwind(AssertUnwindSafe(|| deliver(builder, invocation)));
+        let _ = catch_unwind(AssertUnwindSafe(|| deliver(builder, app, invocation)));
     }
     std::process::exit(0)
 }
 
-fn deliver(mut builder: Builder, invocation: &Invocation) {
-    if invocation.app != builder.app() {
-        return;
-    }
-    // The process environment: a courier is never started for a host that
-    // gave its own (see `Builder::env`).
-    let env = Env(None);
-    let names = EnvNames::new(builder.app());
-    if env.flag(&names.debug) {
+fn deliver(mut builder: Builder, app: App, invocation: &Invocation) {
+    if invocation.app != app.name() {
         return;
     }
     // The exiting run made the config dir this process's current directory.
     let Ok(dir) = std::env::current_dir() else {
         return;
     };
+    // The process environment: a courier is never started for a host that
+    // gave its own (see `Builder::env`).
+    let run = Run::new(app, Env::process(), Some(dir.clone()));
+    if run.debug {
+        return;
+    }
     let spool = Spool::new(&dir);
-    let allowed = |builder: &Builder| {
-        builder
-            .decide(&names, &env, Some(&dir), Some(&invocation.context))
-            .is_ok()
-    };
+    let allowed = |builder: &Builder| builder.consent(&run, Some(&invocation.context)).is_ok();
     if !allowed(&builder) {
         spool.forget();
         return;
     }
-    let transport: Box<dyn Transport> = match builder.sink(&names, &env, false) {
+    let transport: Box<dyn Transport> = match builder.sink(&run) {
         Ok(Sink::Custom(transport)) => transport,
         Ok(Sink::Http(endpoint)) => match HttpTransport::new(endpoint) {
             Ok(http) => Box::new(http),

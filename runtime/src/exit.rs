@@ -4,7 +4,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use crate::policy::is_truthy;
+use crate::app::Env;
 
 /// What dropping the [`Telemetry`](crate::Telemetry) guard does with
 /// events that are not yet delivered.
@@ -133,42 +133,28 @@ pub const CI_VARIABLES: &[&str] = &[
 ];
 
 /// The variable that shows this runs in CI, if any.
-pub(crate) fn ci_variable(env: &dyn Fn(&str) -> Option<String>) -> Option<String> {
+pub(crate) fn ci_variable(env: &Env) -> Option<String> {
     // `CI=no` or `CI=off` is read as off too: the same words as every flag.
-    if env("CI").is_some_and(|v| is_truthy(&v)) {
+    if env.flag("CI") {
         return Some("CI".to_string());
     }
     CI_VARIABLES
         .iter()
-        .find(|name| env(name).is_some_and(|v| !v.trim().is_empty()))
+        .find(|name| env.non_empty(name).is_some())
         .map(|name| (*name).to_string())
 }
 
-/// The mode in force: debug mode and a missing config dir wait (nothing to
-/// hand off); an explicit choice wins, then CI and a custom environment
-/// mean waiting; else the default.
+/// The mode in force for a run reading `env`: see [`mode_for`].
 pub(crate) fn choose(
     chosen: Option<Exit>,
     debug: bool,
     has_config_dir: bool,
-    custom_env: bool,
-    env: &dyn Fn(&str) -> Option<String>,
+    env: &Env,
     budget: Duration,
 ) -> ExitMode {
-    let (mode, reason) = if debug {
-        (Exit::Wait, ExitReason::Debug)
-    } else if !has_config_dir {
-        (Exit::Wait, ExitReason::NoConfigDir)
-    } else if custom_env && chosen != Some(Exit::NextRun) {
-        // Handoff would re-check the rules against another environment.
-        (Exit::Wait, ExitReason::CustomEnv)
-    } else if let Some(mode) = chosen {
-        (mode, ExitReason::Builder)
-    } else if let Some(variable) = ci_variable(env) {
-        (Exit::Wait, ExitReason::Ci { variable })
-    } else {
-        (Exit::Handoff, ExitReason::Default)
-    };
+    let (mode, reason) = mode_for(chosen, debug, has_config_dir, env.is_given(), || {
+        ci_variable(env)
+    });
     ExitMode {
         mode,
         reason,
@@ -176,30 +162,49 @@ pub(crate) fn choose(
     }
 }
 
+/// Debug mode and a missing config dir wait (nothing to hand off); an
+/// explicit choice wins, then a custom environment and CI mean waiting;
+/// else the default.
+fn mode_for(
+    chosen: Option<Exit>,
+    debug: bool,
+    has_config_dir: bool,
+    given_env: bool,
+    ci: impl FnOnce() -> Option<String>,
+) -> (Exit, ExitReason) {
+    if debug {
+        (Exit::Wait, ExitReason::Debug)
+    } else if !has_config_dir {
+        (Exit::Wait, ExitReason::NoConfigDir)
+    } else if given_env && chosen != Some(Exit::NextRun) {
+        // Handoff would re-check the rules against another environment.
+        (Exit::Wait, ExitReason::CustomEnv)
+    } else if let Some(mode) = chosen {
+        (mode, ExitReason::Builder)
+    } else if let Some(variable) = ci() {
+        (Exit::Wait, ExitReason::Ci { variable })
+    } else {
+        (Exit::Handoff, ExitReason::Default)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    /// `vars` stand in for the process environment's CI variables.
     fn choose_with(
         chosen: Option<Exit>,
         debug: bool,
         custom: bool,
         vars: &[(&str, &str)],
     ) -> (Exit, ExitReason) {
-        let env = |name: &str| {
-            vars.iter()
-                .find(|(k, _)| *k == name)
-                .map(|(_, v)| (*v).to_string())
-        };
-        let mode = choose(
-            chosen,
-            debug,
-            true,
-            custom,
-            &env,
-            Duration::from_millis(500),
-        );
-        (mode.mode, mode.reason)
+        let map = vars
+            .iter()
+            .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
+            .collect();
+        let env = Env::from(Some(map));
+        mode_for(chosen, debug, true, custom, || ci_variable(&env))
     }
 
     #[test]
@@ -257,13 +262,11 @@ mod tests {
 
     #[test]
     fn without_a_config_dir_the_exit_waits() {
-        let env = |_: &str| None;
         let mode = choose(
             Some(Exit::Handoff),
             false,
             false,
-            false,
-            &env,
+            &Env::process(),
             Duration::ZERO,
         );
         assert_eq!(

@@ -30,7 +30,13 @@ pub(crate) fn machine_id(app: &str, config_dir: Option<&Path>) -> String {
             .and_then(|dir| fallback_id(dir).ok())
             .unwrap_or_else(random_id),
     };
-    hmac_sha256_hex(&raw, app.as_bytes())
+    id_of(&raw, app)
+}
+
+/// The id `app` sends from the machine whose raw id is `raw`. Changing
+/// this changes every id already sent: a test pins it.
+fn id_of(raw: &[u8], app: &str) -> String {
+    hmac_sha256_hex(raw, app.as_bytes())
 }
 
 /// The OS machine id, read once per process.
@@ -212,15 +218,23 @@ mod tests {
     }
 
     #[test]
-    fn machine_id_is_64_hex_stable_and_differs_per_app() {
+    fn ids_already_sent_stay_the_same() {
+        // HMAC-SHA256 keyed with the raw id, over the app name (checked
+        // with Python's `hmac`).
+        assert_eq!(
+            id_of(b"4c4c4544-0042-3510-8052-b4c04f4e3232", "devsy"),
+            "735d5438e3b6725990cf5312de714d02f030675268983ca1721950bdd2926d44"
+        );
+    }
+
+    #[test]
+    fn machine_id_has_the_wire_shape_is_stable_and_differs_per_app() {
         let dir = tempfile::tempdir().expect("temp dir");
         let a = machine_id("devsy", Some(dir.path()));
-        assert_eq!(a.len(), 64);
-        assert!(
-            a.bytes()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)),
-            "{a}"
-        );
+        assert!(devsy_telemetry_wire::is_machine_id(&a), "{a}");
+        if let Some(raw) = os_machine_id() {
+            assert_eq!(a, id_of(raw.as_bytes(), "devsy"));
+        }
         assert_eq!(a, machine_id("devsy", Some(dir.path())));
         assert_ne!(a, machine_id("other-cli", Some(dir.path())));
     }

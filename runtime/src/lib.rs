@@ -9,7 +9,10 @@
 //! - [`builder`](Builder): configuration, and the [`Telemetry`] guard;
 //! - [`policy`]: the opt-out rules, deciding [`Status`];
 //! - [`context`]: the config store ([`ContextStore`]);
-//! - [`event`]: the wire format;
+//! - [`event`]: the wire format, and the rules the collector shares (the
+//!   crate `devsy-telemetry-wire`);
+//! - `app`: the app's name and what it derives (variables, event type,
+//!   config dir), and the one view of the environment everything reads;
 //! - `identity`: the hashed machine id, Go's arch and os names;
 //! - `queue`: the caller's side: the queue to the worker thread, the flush
 //!   and the exit budget, the counters;
@@ -47,12 +50,13 @@
 
 #![forbid(unsafe_code)]
 
+mod app;
 mod builder;
 mod coarse;
 mod command;
 pub mod context;
 mod courier;
-pub mod event;
+pub use devsy_telemetry_wire as event;
 mod exit;
 mod global;
 mod identity;

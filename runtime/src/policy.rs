@@ -12,7 +12,8 @@
 //! 5. the config store exists but cannot be read or parsed;
 //! 6. the app called [`Builder::enabled(false)`](crate::Builder::enabled).
 //!
-//! Delivery needs an endpoint too: without one, or with one that is not an
+//! Before any of these, the app's name must be one
+//! ([`DisabledBy::InvalidAppName`]). Delivery needs an endpoint too: without one, or with one that is not an
 //! `http(s)` URL, telemetry is off ([`DisabledBy::NoEndpoint`],
 //! [`DisabledBy::InvalidEndpoint`]). [`disable`](crate::disable) turns it off
 //! for the rest of the process, clients started later included
@@ -21,6 +22,7 @@
 use std::fmt;
 use std::path::Path;
 
+use crate::app::{Env, Variables, is_truthy};
 use crate::context::{self, ContextStore, TELEMETRY_OPTION};
 
 /// Whether telemetry runs, as decided when [`Builder::start`](crate::Builder::start) ran.
@@ -108,6 +110,15 @@ pub enum DisabledBy {
     },
     /// The app called `.enabled(false)`.
     App,
+    /// The name given to [`Telemetry::builder`](crate::Telemetry::builder)
+    /// is not an app name: lowercase ASCII letters, digits, `-` and `_`,
+    /// starting with a letter. Nothing else is read.
+    InvalidAppName {
+        /// The name as given.
+        name: String,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// No endpoint was configured and no custom transport was given.
     NoEndpoint {
         /// The variable that would provide one, for example `DEVSY_TELEMETRY_ENDPOINT`.
@@ -147,6 +158,9 @@ impl fmt::Display for DisabledBy {
             }
             Self::UnreadableConfig { error } => write!(f, "unreadable config: {error}"),
             Self::App => f.write_str("turned off by the application"),
+            Self::InvalidAppName { name, reason } => {
+                write!(f, "invalid app name '{name}': {reason}")
+            }
             Self::NoEndpoint { variable } => write!(f, "no endpoint configured (set {variable})"),
             Self::InvalidEndpoint { endpoint, reason } => {
                 write!(f, "invalid endpoint '{endpoint}': {reason}")
@@ -160,48 +174,6 @@ impl fmt::Display for DisabledBy {
     }
 }
 
-/// The names of the environment variables of one app.
-#[derive(Debug, Clone)]
-pub(crate) struct EnvNames {
-    pub disable: String,
-    pub debug: String,
-    pub endpoint: String,
-    pub home: String,
-    pub ui: String,
-}
-
-impl EnvNames {
-    pub(crate) fn new(app: &str) -> Self {
-        let prefix: String = app
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() {
-                    c.to_ascii_uppercase()
-                } else {
-                    '_'
-                }
-            })
-            .collect();
-        Self {
-            disable: format!("{prefix}_DISABLE_TELEMETRY"),
-            debug: format!("{prefix}_TELEMETRY_DEBUG"),
-            endpoint: format!("{prefix}_TELEMETRY_ENDPOINT"),
-            home: format!("{prefix}_HOME"),
-            ui: format!("{prefix}_UI"),
-        }
-    }
-}
-
-/// A flag variable is on when set to anything but empty, `0`, `false`, `no`
-/// or `off` (any case, surrounding space ignored).
-pub(crate) fn is_truthy(value: &str) -> bool {
-    let value = value.trim();
-    !(value.is_empty()
-        || ["0", "false", "no", "off"]
-            .iter()
-            .any(|f| value.eq_ignore_ascii_case(f)))
-}
-
 /// Where the current context's `TELEMETRY` value comes from.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum ContextSource<'a> {
@@ -213,8 +185,8 @@ pub(crate) enum ContextSource<'a> {
 
 /// What the rules read.
 pub(crate) struct Inputs<'a> {
-    pub names: &'a EnvNames,
-    pub env: &'a dyn Fn(&str) -> Option<String>,
+    pub vars: &'a Variables,
+    pub env: &'a Env,
     pub version: &'a str,
     pub enabled: bool,
     pub context: Option<&'a str>,
@@ -225,13 +197,13 @@ pub(crate) struct Inputs<'a> {
 /// writes anything); returns the context whose options applied when allowed.
 pub(crate) fn decide(inputs: &Inputs<'_>) -> Result<String, DisabledBy> {
     let env = inputs.env;
-    if let Some(value) = env(&inputs.names.disable).filter(|v| is_truthy(v)) {
+    if let Some(value) = env.get(&inputs.vars.disable).filter(|v| is_truthy(v)) {
         return Err(DisabledBy::EnvVar {
-            name: inputs.names.disable.clone(),
+            name: inputs.vars.disable.clone(),
             value,
         });
     }
-    if let Some(value) = env("DO_NOT_TRACK").filter(|v| is_truthy(v)) {
+    if let Some(value) = env.get("DO_NOT_TRACK").filter(|v| is_truthy(v)) {
         return Err(DisabledBy::DoNotTrack { value });
     }
 
@@ -316,10 +288,15 @@ mod tests {
         if let Some(text) = case.file {
             fs::write(&path, text).expect("write config");
         }
-        let names = EnvNames::new("devsy");
-        let env = |name: &str| case.env.get(name).map(|v| (*v).to_string());
+        let vars = Variables::of("devsy");
+        let env = Env::from(Some(
+            case.env
+                .iter()
+                .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
+                .collect(),
+        ));
         decide(&Inputs {
-            names: &names,
+            vars: &vars,
             env: &env,
             version: case.version,
             enabled: case.enabled,
@@ -328,26 +305,6 @@ mod tests {
                 .given
                 .map_or(ContextSource::Store(Some(&path)), ContextSource::Given),
         })
-    }
-
-    #[test]
-    fn names_follow_the_app_name() {
-        let names = EnvNames::new("my-cli");
-        assert_eq!(names.disable, "MY_CLI_DISABLE_TELEMETRY");
-        assert_eq!(names.endpoint, "MY_CLI_TELEMETRY_ENDPOINT");
-        assert_eq!(names.debug, "MY_CLI_TELEMETRY_DEBUG");
-        assert_eq!(names.home, "MY_CLI_HOME");
-        assert_eq!(names.ui, "MY_CLI_UI");
-    }
-
-    #[test]
-    fn truthiness() {
-        for on in ["true", "1", "yes", "TRUE", "on", "anything"] {
-            assert!(is_truthy(on), "{on}");
-        }
-        for off in ["", " ", "0", "false", "FALSE", "no", "Off"] {
-            assert!(!is_truthy(off), "{off:?}");
-        }
     }
 
     #[test]

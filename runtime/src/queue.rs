@@ -24,6 +24,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::thread::{self, Thread};
 use std::time::{Duration, Instant};
 
+use crate::app::App;
 use crate::exit::ExitMode;
 use crate::scrub::Scrubber;
 use crate::spool::Spool;
@@ -77,9 +78,8 @@ pub(crate) struct Props {
 /// Everything the worker needs to build events; fixed at start.
 #[derive(Debug)]
 pub(crate) struct Config {
-    pub app: String,
-    /// The events' `type`: `<app>_cli`.
-    pub event_type: String,
+    pub app: App,
+    /// Fitted to the wire's limit.
     pub version: String,
     pub defaults: Props,
     pub desktop: bool,
@@ -742,8 +742,7 @@ pub(crate) enum Next {
 pub(crate) fn test_shared() -> (Shared, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("temp dir");
     let config = Config {
-        app: "devsy".into(),
-        event_type: "devsy_cli".into(),
+        app: App::new("devsy").expect("a valid name"),
         version: "v1.0.0".into(),
         defaults: Props::default(),
         desktop: false,
@@ -752,8 +751,7 @@ pub(crate) fn test_shared() -> (Shared, tempfile::TempDir) {
             None,
             false,
             true,
-            true,
-            &|_| None,
+            &crate::app::Env::from(Some(std::collections::HashMap::new())),
             Duration::from_millis(500),
         ),
         capacity: 1000,

@@ -4,6 +4,8 @@
 use std::borrow::Cow;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
+use devsy_telemetry_wire::limits::{self, Lines, fit, fit_owned};
+
 use crate::event::{Batch, Envelope, Event, Properties, User};
 use crate::identity;
 use crate::queue::{Config, Props, Record, Shared};
@@ -11,7 +13,7 @@ use crate::queue::{Config, Props, Record, Shared};
 /// A batch's request body, `{"data": [...]}`.
 pub(crate) fn serialize(shared: &Shared, records: &[Record]) -> Option<Vec<u8>> {
     let machine_id = machine_id(shared);
-    let names = CommandNames::of(&shared.config.app, records);
+    let names = CommandNames::of(shared.config.app.name(), records);
     let batch = Batch {
         data: build(&machine_id, &shared.config, records, &names),
     };
@@ -23,12 +25,13 @@ pub(crate) fn machine_id(shared: &Shared) -> String {
     let config = &shared.config;
     shared
         .machine_id
-        .get_or_init(|| identity::machine_id(&config.app, config.config_dir.as_deref()))
+        .get_or_init(|| identity::machine_id(config.app.name(), config.config_dir.as_deref()))
         .clone()
 }
 
 /// The full command names of a batch (`devsy provider list`), made once
-/// per distinct command rather than once per event.
+/// per distinct command rather than once per event, and fitted to the
+/// wire's limit.
 pub(crate) struct CommandNames(Vec<(String, String)>);
 
 impl CommandNames {
@@ -41,6 +44,7 @@ impl CommandNames {
                 } else {
                     format!("{app} {}", record.command)
                 };
+                let full = fit_owned(full, limits::COMMAND, Lines::One);
                 names.push((record.command.to_string(), full));
             }
         }
@@ -79,16 +83,18 @@ pub(crate) fn build<'a>(
             let age = u64::try_from(now_instant.saturating_duration_since(record.at).as_micros())
                 .unwrap_or(u64::MAX);
             let props = record.props.as_deref();
+            // The defaults were fitted at start; a command's own values
+            // are fitted here.
             let pick = |get: fn(&Props) -> &Option<String>| {
                 props
                     .and_then(|p| get(p).as_deref())
-                    .or_else(|| get(&config.defaults).as_deref())
-                    .map(Cow::Borrowed)
+                    .map(|v| fit(v, limits::PROPERTY, Lines::One))
+                    .or_else(|| get(&config.defaults).as_deref().map(Cow::Borrowed))
             };
             let command = Cow::Borrowed(names.get(&record.command));
             Envelope {
                 event: Event {
-                    kind: Cow::Borrowed(&config.event_type),
+                    kind: Cow::Borrowed(config.app.event_type()),
                     machine_id: Cow::Borrowed(machine_id),
                     timestamp: now_micros.saturating_sub(age),
                     properties: Properties {
@@ -98,11 +104,12 @@ pub(crate) fn build<'a>(
                         ide: pick(|p| &p.ide),
                         desktop: config.desktop,
                         version: Cow::Borrowed(&config.version),
-                        error: record
-                            .finish
-                            .as_ref()
-                            .and_then(|f| f.error.as_deref())
-                            .map(|error| Cow::Owned(config.scrubber.scrub(error))),
+                        error: record.finish.as_ref().and_then(|f| f.error.as_deref()).map(
+                            |error| {
+                                let scrubbed = config.scrubber.scrub(error);
+                                Cow::Owned(fit_owned(scrubbed, limits::ERROR, Lines::Many))
+                            },
+                        ),
                         duration_ms: record
                             .finish
                             .as_ref()

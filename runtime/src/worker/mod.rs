@@ -391,7 +391,7 @@ impl Worker {
         let machine_id = machine_id(&self.shared);
         let config = &self.shared.config;
         let mut out = String::new();
-        let names = CommandNames::of(&config.app, records);
+        let names = CommandNames::of(config.app.name(), records);
         for envelope in build(&machine_id, config, records, &names) {
             if let Ok(line) = serde_json::to_string(&envelope) {
                 out.push_str(&line);

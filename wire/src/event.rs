@@ -1,11 +1,12 @@
-//! The wire format: exactly what is posted to the backend, and nothing else.
+//! The request body: exactly what is posted to the backend, and nothing else.
 //!
-//! These are plain serde types so that the format can be read in one place,
-//! checked against the README, and reused by a receiving end. Field order is
-//! the order of the source document's payload example.
+//! Plain serde types, so that the format can be read in one place, checked
+//! against the README, and parsed by the collector with the same
+//! definitions. Field order is the order of the source document's payload
+//! example; unknown fields are refused.
 //!
 //! ```
-//! use devsy_telemetry_runtime::event::Envelope;
+//! use devsy_telemetry_wire::event::Envelope;
 //!
 //! let json = r#"{"event": {"type": "devsy_cli",
 //!                          "machine_id": "3ed2c7aa00000000000000000000000000000000000000000000000000e308e6",
@@ -49,11 +50,11 @@ pub struct Envelope<'a> {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Event<'a> {
-    /// `<app>_cli`, for example `devsy_cli`.
+    /// `<app>_cli`, for example `devsy_cli`: see [`crate::app::event_type`].
     #[serde(rename = "type", borrow)]
     pub kind: Cow<'a, str>,
-    /// 64 lowercase hex digits: HMAC-SHA256 of the app name keyed with the
-    /// OS machine id. Never the raw id.
+    /// 64 lowercase hex digits ([`crate::is_machine_id`]): HMAC-SHA256 of
+    /// the app name keyed with the OS machine id. Never the raw id.
     #[serde(borrow)]
     pub machine_id: Cow<'a, str>,
     /// Microseconds since the Unix epoch, when the event was recorded.
