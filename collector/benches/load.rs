@@ -9,7 +9,7 @@
 //!   from when each request was due, so a server that falls behind is
 //!   charged for the wait), with batches of 1 and of 100.
 //!
-//! - the same with `--sync full` (one fsync per batch).
+//! - the same with `--durability full` (one fsync per batch).
 //!
 //! Every phase is bounded in requests and in time. Figures and goals are in
 //! the collector's README.
@@ -58,9 +58,16 @@ impl Drop for Server {
     }
 }
 
-fn start(binary: &Path, db: &Path, sync: &str) -> Server {
+fn start(binary: &Path, db: &Path, durability: &str) -> Server {
     let mut child = Command::new(binary)
-        .args(["serve", "--listen", "127.0.0.1:0", "--sync", sync, "--db"])
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--durability",
+            durability,
+            "--db",
+        ])
         .arg(db)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -272,7 +279,10 @@ fn main() {
     let server = start(&binary, &dir.path().join("full.db"), "full");
     let endpoint = server.endpoint.as_str();
     let _ = sustained(endpoint, 2, 10, 100, Duration::from_secs(5));
-    paced(endpoint, 8, 1, 1_000, 3).print("--sync full: paced 1,000 requests/s, batches of 1", 1);
-    sustained(endpoint, 4, 100, 2_000, Duration::from_secs(3))
-        .print("--sync full: sustained, 4 clients, batches of 100", 100);
+    paced(endpoint, 8, 1, 1_000, 3)
+        .print("--durability full: paced 1,000 requests/s, batches of 1", 1);
+    sustained(endpoint, 4, 100, 2_000, Duration::from_secs(3)).print(
+        "--durability full: sustained, 4 clients, batches of 100",
+        100,
+    );
 }

@@ -141,7 +141,7 @@ pub fn run(devsy: Option<PathBuf>, quick: bool) -> Result<(), Box<dyn std::error
     let options = Options {
         listen: ([127, 0, 0, 1], 0).into(),
         db: db.clone(),
-        sync: Durability::Normal,
+        durability: Durability::Normal,
     };
     let (address_tx, address_rx) = mpsc::channel();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

@@ -7,10 +7,10 @@
 //!   the report: the whole system in one command.
 
 mod demo;
+mod ingest;
 mod report;
 mod server;
 mod store;
-mod wire;
 
 use std::io::Write as _;
 use std::net::SocketAddr;
@@ -42,7 +42,7 @@ enum Command {
         /// How durable a commit is: `normal` survives the collector being
         /// killed; `full` survives a power loss too, at one fsync per batch
         #[arg(long, value_enum, default_value = "normal")]
-        sync: store::Durability,
+        durability: store::Durability,
     },
     /// Print what the stored events say
     Report {
@@ -71,7 +71,11 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Serve { listen, db, sync } => serve(listen, db, sync),
+        Command::Serve {
+            listen,
+            db,
+            durability,
+        } => serve(listen, db, durability),
         Command::Report { db, since, json } => report(&db, since.as_deref(), json),
         Command::Demo { devsy, quick } => demo::run(devsy, quick),
     };
@@ -87,9 +91,13 @@ fn main() -> ExitCode {
 fn serve(
     listen: SocketAddr,
     db: PathBuf,
-    sync: store::Durability,
+    durability: store::Durability,
 ) -> Result<(), Box<dyn std::error::Error>> {
-    let options = server::Options { listen, db, sync };
+    let options = server::Options {
+        listen,
+        db,
+        durability,
+    };
     let summary = server::serve(
         &options,
         |address| {

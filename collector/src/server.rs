@@ -19,15 +19,15 @@ use axum::routing::{get, post};
 use http_body_util::LengthLimitError;
 use tokio::sync::{mpsc, oneshot};
 
+use crate::ingest::{self, MAX_BODY};
 use crate::store::{self, Durability, Job};
-use crate::wire::{self, MAX_BODY};
 
 /// Where and how to serve.
 #[derive(Debug, Clone)]
 pub struct Options {
     pub listen: SocketAddr,
     pub db: PathBuf,
-    pub sync: Durability,
+    pub durability: Durability,
 }
 
 #[derive(Clone)]
@@ -92,7 +92,7 @@ async fn insert(State(app): State<App>, headers: HeaderMap, body: Body) -> Respo
             );
         }
     };
-    let rows = match wire::validate(&bytes, SystemTime::now()) {
+    let rows = match ingest::validate(&bytes, SystemTime::now()) {
         Ok(rows) => rows,
         Err(rejection) => return answer(StatusCode::BAD_REQUEST, &rejection),
     };
@@ -177,7 +177,7 @@ pub fn serve<F>(
 where
     F: Future<Output = ()> + Send + 'static,
 {
-    let conn = store::open_for_writing(&options.db, options.sync)?;
+    let conn = store::open_for_writing(&options.db, options.durability)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_io()
         .enable_time()

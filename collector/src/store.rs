@@ -1,5 +1,5 @@
-//! The SQLite database: its schema, the writer that stores batches, and the
-//! read-only connection the report uses.
+//! The SQLite database: its schema, the [`Row`] of one event, the writer
+//! that stores batches, and the read-only connection the report uses.
 //!
 //! One writer thread owns the only writing connection: SQLite takes one
 //! writer at a time anyway, and a queue in front of it is fairer and faster
@@ -13,7 +13,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use rusqlite::{Connection, OpenFlags, params};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::wire::Row;
+use devsy_telemetry_wire::EventKey;
 
 /// The schema this build writes; a database from a newer build is refused.
 const SCHEMA_VERSION: i64 = 1;
@@ -37,8 +37,9 @@ CREATE TABLE IF NOT EXISTS events (
     arch         TEXT    NOT NULL,
     os           TEXT    NOT NULL
 );
--- A client resends a batch whose answer it did not see: the same event
--- (machine, microsecond, command, start or finish) is kept once.
+-- A client resends a batch whose answer it did not see: the same event,
+-- by the wire's EventKey (machine, microsecond, command, start or finish;
+-- `Row::key`), is kept once.
 CREATE UNIQUE INDEX IF NOT EXISTS events_identity
     ON events (machine_id, timestamp_us, command, finished);
 CREATE INDEX IF NOT EXISTS events_time ON events (timestamp_us);
@@ -48,6 +49,59 @@ const INSERT: &str = "
 INSERT OR IGNORE INTO events (received_us, type, machine_id, timestamp_us, command, finished,
     provider, source_type, ide, desktop, version, error, duration_ms, arch, os)
 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)";
+
+/// One event, checked, as it is stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Row {
+    pub kind: String,
+    pub machine_id: String,
+    pub timestamp_us: u64,
+    pub command: String,
+    pub provider: Option<String>,
+    pub source_type: Option<String>,
+    pub ide: Option<String>,
+    pub desktop: bool,
+    pub version: String,
+    pub error: Option<String>,
+    pub duration_ms: Option<u64>,
+    pub arch: String,
+    pub os: String,
+}
+
+impl Row {
+    /// The event's identity, the wire's [`EventKey`]: the columns of the
+    /// unique index `events_identity`, so a batch sent again is stored once.
+    pub fn key(&self) -> EventKey<'_> {
+        EventKey {
+            machine_id: &self.machine_id,
+            timestamp: self.timestamp_us,
+            command: &self.command,
+            finished: self.duration_ms.is_some(),
+        }
+    }
+}
+
+#[cfg(test)]
+impl Row {
+    /// A start event of `command` at `timestamp_us`, for tests.
+    pub fn example(command: &str, timestamp_us: u64) -> Self {
+        Self {
+            kind: "devsy_cli".into(),
+            machine_id: "ab".repeat(32),
+            timestamp_us,
+            command: command.into(),
+            provider: None,
+            source_type: None,
+            ide: None,
+            desktop: false,
+            version: "v0.5.29".into(),
+            error: None,
+            duration_ms: None,
+            arch: "amd64".into(),
+            os: "linux".into(),
+        }
+    }
+}
 
 /// How hard a commit is made durable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -110,7 +164,7 @@ fn at(path: &Path) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
 
 /// Opens (creating if needed) the database for writing: WAL mode, the
 /// schema, and a check that it is not from a newer build.
-pub fn open_for_writing(path: &Path, sync: Durability) -> Result<Connection, StoreError> {
+pub fn open_for_writing(path: &Path, durability: Durability) -> Result<Connection, StoreError> {
     let err = at(path);
     let conn = Connection::open(path).map_err(&err)?;
     conn.busy_timeout(Duration::from_secs(5)).map_err(&err)?;
@@ -123,7 +177,7 @@ pub fn open_for_writing(path: &Path, sync: Durability) -> Result<Connection, Sto
             format!("cannot use write-ahead logging (journal mode is {mode})"),
         ));
     }
-    let level = match sync {
+    let level = match durability {
         Durability::Normal => "NORMAL",
         Durability::Full => "FULL",
     };
@@ -187,13 +241,14 @@ pub fn insert(conn: &mut Connection, rows: &[Row]) -> rusqlite::Result<Stored> {
     {
         let mut insert = tx.prepare_cached(INSERT)?;
         for row in rows {
+            let key = row.key();
             stored += insert.execute(params![
                 received,
                 row.kind,
-                row.machine_id,
-                i64::try_from(row.timestamp_us).unwrap_or(i64::MAX),
-                row.command,
-                row.finished(),
+                key.machine_id,
+                i64::try_from(key.timestamp).unwrap_or(i64::MAX),
+                key.command,
+                key.finished,
                 row.provider,
                 row.source_type,
                 row.ide,

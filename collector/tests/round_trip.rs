@@ -4,6 +4,11 @@
 
 mod support;
 
+// The root package's courier helpers: found in `/proc`, so Linux only.
+#[cfg(target_os = "linux")]
+#[path = "../../tests/support/couriers.rs"]
+mod couriers;
+
 use std::path::Path;
 use std::process::Command;
 
@@ -194,4 +199,70 @@ fn the_quick_demo_runs_the_example_and_prints_a_report() {
     assert!(stdout.contains("events stored: 13."), "{stdout}");
     assert!(stdout.contains("provider 'ssh' does not exist"), "{stdout}");
     assert!(stdout.contains("desktop"), "{stdout}");
+}
+
+/// A run's request is stored but its answer is cut, so the batch goes to a
+/// courier at exit, which sends it again: the wire's `EventKey` keeps the
+/// event once and the collector answers the resend as a duplicate.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_batch_a_courier_sends_again_after_a_cut_answer_is_stored_once() {
+    use std::time::Duration;
+    use support::cut_proxy::CutProxy;
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let home = dir.path().join("home");
+    std::fs::create_dir_all(&home).expect("home");
+    let _no_courier_left = couriers::NoCourierLeft(home.clone());
+    let db = dir.path().join("t.db");
+    let collector = Collector::start(&db);
+    assert_eq!(
+        devsy(
+            &home,
+            &collector.endpoint(),
+            &["provider", "add", "docker"],
+            &[]
+        ),
+        0
+    );
+
+    let proxy = CutProxy::start(collector.address);
+    // Not CI: the exit hands off to a courier. The command outlives the
+    // first batch's 75 ms, so its request is in flight, and cut, before
+    // the exit.
+    let up = [
+        "up",
+        "github.com/devsy-sh/devsy",
+        "--provider",
+        "docker",
+        "--delay",
+        "0.5",
+    ];
+    assert_eq!(devsy(&home, &proxy.endpoint(), &up, &[("CI", "")]), 0);
+    proxy.relay();
+    assert!(
+        couriers::finish_couriers(&home, Duration::from_secs(15)),
+        "the courier did not end within 15 s"
+    );
+
+    let exchanges = proxy.exchanges();
+    let (cut, relayed): (Vec<_>, Vec<_>) = exchanges.iter().partition(|e| e.cut);
+    assert!(
+        cut.first()
+            .is_some_and(|e| e.answer.contains(r#""stored":1"#)),
+        "the run's first request was stored and its answer cut: {exchanges:?}"
+    );
+    assert!(
+        relayed
+            .iter()
+            .any(|e| e.answer.contains(r#""stored":0,"duplicates":1"#)),
+        "the courier sent the batch again: {exchanges:?}"
+    );
+    assert_eq!(couriers::spooled_batches(&home), 0, "nothing left behind");
+    let report = support::report_json(&db);
+    assert_eq!(command(&report, "devsy up")["runs"], 1, "{report:#}");
+    assert_eq!(
+        report["events"], 2,
+        "provider add and up, once each: {report:#}"
+    );
 }

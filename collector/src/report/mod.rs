@@ -5,18 +5,27 @@
 //! command ran at least its slow threshold, 10 s by default) or a failure
 //! that ran 10 s or more. Durations exist only on finished events, so the
 //! percentiles describe failures and slow runs, not quick successes.
+//!
+//! `mod.rs` holds the report's types and the queries that fill them;
+//! `render.rs` prints them as tables, `dates.rs` reads `--since` and writes
+//! dates.
+
+mod dates;
+mod render;
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
-use std::str::FromStr;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use devsy_telemetry_wire::DEFAULT_SLOW_THRESHOLD;
 use rusqlite::{Connection, params};
 use serde::Serialize;
 
+pub use dates::parse_since;
+pub use render::render;
+
 /// A failure that ran this long counts as slow too (the library's default
 /// threshold; successes are only sent when slow).
-const SLOW_MS: i64 = 10_000;
+// 10 000 fits an i64, SQLite's integer; `as` because `try_from` is not const.
+const SLOW_MS: i64 = DEFAULT_SLOW_THRESHOLD.as_millis() as i64;
 /// Error messages listed per command.
 const TOP_ERRORS: usize = 3;
 
@@ -248,215 +257,11 @@ fn counts(conn: &Connection, expression: &str, since: i64) -> rusqlite::Result<V
     rows.collect()
 }
 
-/// The report as plain text tables.
-pub fn render(report: &Report) -> String {
-    let mut out = String::new();
-    let since = report
-        .since_us
-        .map_or_else(String::new, |us| format!(" since {}", format_date(us)));
-    let plural = |n: u64, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
-    let _ = writeln!(
-        out,
-        "{} from {}{since}",
-        plural(report.events, "event", "events"),
-        plural(report.machines, "machine", "machines")
-    );
-    if report.commands.is_empty() {
-        out.push_str("no events yet\n");
-        return out;
-    }
-    out.push('\n');
-    let header = [
-        "COMMAND", "RUNS", "MACHINES", "FAILURES", "FAIL %", "SLOW", "P50 MS", "P95 MS",
-    ];
-    let rows: Vec<[String; 8]> = report
-        .commands
-        .iter()
-        .map(|c| {
-            [
-                c.command.clone(),
-                c.runs.to_string(),
-                c.machines.to_string(),
-                c.failures.to_string(),
-                c.failure_rate
-                    .map_or_else(|| "-".into(), |r| format!("{:.1}", r * 100.0)),
-                c.slow.to_string(),
-                c.p50_ms.map_or_else(|| "-".into(), |v| v.to_string()),
-                c.p95_ms.map_or_else(|| "-".into(), |v| v.to_string()),
-            ]
-        })
-        .collect();
-    table(&mut out, &header, &rows);
-
-    let failing: Vec<&CommandStats> = report
-        .commands
-        .iter()
-        .filter(|c| !c.top_errors.is_empty())
-        .collect();
-    if !failing.is_empty() {
-        out.push_str("\nTop errors\n");
-        for c in failing {
-            let _ = writeln!(out, "  {}", c.command);
-            for e in &c.top_errors {
-                let _ = writeln!(out, "    {:>5}  {}", e.count, one_line(&e.value));
-            }
-        }
-    }
-
-    let b = &report.breakdowns;
-    for (title, counts) in [
-        ("Runs by version", &b.version),
-        ("Runs by os/arch", &b.platform),
-        ("Runs by provider", &b.provider),
-        ("Runs by IDE", &b.ide),
-        ("Runs by client (desktop app or CLI)", &b.client),
-    ] {
-        if counts.is_empty() {
-            continue;
-        }
-        let _ = writeln!(out, "\n{title}");
-        let width = counts.iter().map(|c| c.value.len()).max().unwrap_or(0);
-        for c in counts {
-            let _ = writeln!(out, "  {:<width$}  {:>6}", c.value, c.count);
-        }
-    }
-    out
-}
-
-/// Columns padded to their widest cell; the first left-aligned, the rest right.
-fn table<const N: usize>(out: &mut String, header: &[&str; N], rows: &[[String; N]]) {
-    let mut widths = header.map(str::len);
-    for row in rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
-        }
-    }
-    let line = |out: &mut String, cells: &mut dyn Iterator<Item = &str>| {
-        let mut first = true;
-        for (cell, width) in cells.zip(widths) {
-            if first {
-                let _ = write!(out, "{cell:<width$}");
-                first = false;
-            } else {
-                let _ = write!(out, "  {cell:>width$}");
-            }
-        }
-        out.push('\n');
-    };
-    line(out, &mut header.iter().copied());
-    for row in rows {
-        line(out, &mut row.iter().map(String::as_str));
-    }
-}
-
-/// An error message on one line, for the table.
-fn one_line(text: &str) -> String {
-    text.replace('\n', " ⏎ ")
-}
-
-/// `YYYY-MM-DD HH:MM UTC`.
-fn format_date(micros: u64) -> String {
-    let secs = micros / 1_000_000;
-    let days = i64::try_from(secs / 86_400).unwrap_or(0);
-    let (y, m, d) = civil_from_days(days);
-    let rem = secs % 86_400;
-    format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02} UTC",
-        rem / 3600,
-        rem % 3600 / 60
-    )
-}
-
-/// Parses `--since`: a date (`2026-11-01`, midnight UTC), a UTC time
-/// (`2026-11-01T08:30:00Z`), or a span back from `now` (`7d`, `12h`).
-pub fn parse_since(text: &str, now: SystemTime) -> Result<u64, String> {
-    let now_us = now
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX));
-    let bad = || {
-        format!(
-            "'{text}' is not a date (2026-11-01), a UTC time (2026-11-01T08:30:00Z) or a span back (7d, 12h)"
-        )
-    };
-    if let Some((number, unit)) = text
-        .strip_suffix('d')
-        .map(|n| (n, 86_400))
-        .or_else(|| text.strip_suffix('h').map(|n| (n, 3_600)))
-    {
-        let n: u64 = number.parse().map_err(|_| bad())?;
-        let back = Duration::from_secs(n.saturating_mul(unit));
-        return Ok(now_us.saturating_sub(u64::try_from(back.as_micros()).unwrap_or(u64::MAX)));
-    }
-    let (date, time) = match text.split_once('T') {
-        Some((date, time)) => (date, Some(time.strip_suffix('Z').ok_or_else(bad)?)),
-        None => (text, None),
-    };
-    let (y, m, d): (i64, u32, u32) = three(date, '-').ok_or_else(bad)?;
-    if !(1970..=9999).contains(&y) || !(1..=12).contains(&m) || d < 1 || d > days_in_month(y, m) {
-        return Err(bad());
-    }
-    let mut secs = u64::try_from(days_from_civil(y, m, d)).map_err(|_| bad())? * 86_400;
-    if let Some(time) = time {
-        let (h, min, s): (u64, u64, u64) = three(time, ':').ok_or_else(bad)?;
-        if h > 23 || min > 59 || s > 59 {
-            return Err(bad());
-        }
-        secs += h * 3600 + min * 60 + s;
-    }
-    Ok(secs * 1_000_000)
-}
-
-/// Three numbers separated by `separator`: `2026-11-01`, `08:30:00`.
-fn three<A: FromStr, B: FromStr, C: FromStr>(text: &str, separator: char) -> Option<(A, B, C)> {
-    let mut parts = text.split(separator);
-    let parsed = (
-        parts.next()?.parse().ok()?,
-        parts.next()?.parse().ok()?,
-        parts.next()?.parse().ok()?,
-    );
-    parts.next().is_none().then_some(parsed)
-}
-
-fn days_in_month(y: i64, m: u32) -> u32 {
-    match m {
-        2 if (y % 4 == 0 && y % 100 != 0) || y % 400 == 0 => 29,
-        2 => 28,
-        4 | 6 | 9 | 11 => 30,
-        _ => 31,
-    }
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's
-/// algorithm).
-fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let m = i64::from(m);
-    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(d) - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-/// The inverse of [`days_from_civil`].
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = u32::try_from(doy - (153 * mp + 2) / 5 + 1).unwrap_or(1);
-    let m = u32::try_from(if mp < 10 { mp + 3 } else { mp - 9 }).unwrap_or(1);
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::Row;
     use crate::store::{self, Durability};
-    use crate::wire::Row;
 
     const DAY_US: u64 = 86_400_000_000;
     const T0: u64 = 1_795_000_000_000_000;
@@ -581,44 +386,5 @@ mod tests {
         assert_eq!(percentile(&hundred, 50), Some(50));
         assert_eq!(percentile(&hundred, 95), Some(95));
         assert_eq!(percentile(&[1, 2, 3, 4], 50), Some(2));
-    }
-
-    #[test]
-    fn since_accepts_dates_times_and_spans() {
-        let now = UNIX_EPOCH + Duration::from_secs(1_795_000_000);
-        assert_eq!(parse_since("2026-11-01", now), Ok(1_793_491_200_000_000));
-        assert_eq!(
-            parse_since("2026-11-01T08:30:00Z", now),
-            Ok(1_793_491_200_000_000 + 30_600_000_000)
-        );
-        assert_eq!(
-            parse_since("2d", now),
-            Ok(1_795_000_000_000_000 - 2 * DAY_US)
-        );
-        assert_eq!(
-            parse_since("12h", now),
-            Ok(1_795_000_000_000_000 - DAY_US / 2)
-        );
-        for bad in [
-            "yesterday",
-            "2026-13-01",
-            "2026-02-30",
-            "2026-11-01T25:00:00Z",
-            "7w",
-            "",
-            "2026-11-01T08:30:00",
-        ] {
-            let error = parse_since(bad, now).expect_err(bad);
-            assert!(error.contains("is not a date"), "{error}");
-        }
-    }
-
-    #[test]
-    fn dates_round_trip_through_days() {
-        for days in [-1, 0, 59, 365, 11_016, 20_758, 2_932_896] {
-            let (y, m, d) = civil_from_days(days);
-            assert_eq!(days_from_civil(y, m, d), days, "{y}-{m}-{d}");
-        }
-        assert_eq!(format_date(1_793_491_200_000_000), "2026-11-01 00:00 UTC");
     }
 }

@@ -1,5 +1,5 @@
-//! Checking a request body against the wire format, before anything of it
-//! is stored.
+//! Ingest: checking a request body against the wire format, before
+//! anything of it is stored.
 //!
 //! The types and the shared rules come from `devsy-telemetry-wire`, which
 //! the runtime sends with, so the two ends cannot drift apart: the event
@@ -13,6 +13,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use devsy_telemetry_wire::limits::{self, Lines};
 use devsy_telemetry_wire::{Batch, Envelope, app, is_machine_id};
+
+use crate::store::Row;
 use serde::Serialize;
 use serde_path_to_error::Segment;
 
@@ -25,53 +27,6 @@ const EARLIEST_MICROS: u64 = 1_577_836_800_000_000;
 const FUTURE_SKEW: Duration = Duration::from_secs(24 * 3600);
 /// A command that ran for more than a year did not.
 const MAX_DURATION_MS: u64 = 365 * 24 * 3600 * 1000;
-
-/// One event, checked, as it is stored.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Row {
-    pub kind: String,
-    pub machine_id: String,
-    pub timestamp_us: u64,
-    pub command: String,
-    pub provider: Option<String>,
-    pub source_type: Option<String>,
-    pub ide: Option<String>,
-    pub desktop: bool,
-    pub version: String,
-    pub error: Option<String>,
-    pub duration_ms: Option<u64>,
-    pub arch: String,
-    pub os: String,
-}
-
-impl Row {
-    /// A finished event (it has a duration); otherwise a start event.
-    pub fn finished(&self) -> bool {
-        self.duration_ms.is_some()
-    }
-}
-
-#[cfg(test)]
-impl Row {
-    /// A start event of `command` at `timestamp_us`, for tests.
-    pub fn example(command: &str, timestamp_us: u64) -> Self {
-        Self {
-            kind: "devsy_cli".into(),
-            machine_id: "ab".repeat(32),
-            timestamp_us,
-            command: command.into(),
-            provider: None,
-            source_type: None,
-            ide: None,
-            desktop: false,
-            version: "v0.5.29".into(),
-            error: None,
-            duration_ms: None,
-            arch: "amd64".into(),
-            os: "linux".into(),
-        }
-    }
-}
 
 /// Why a batch was refused: the 400's JSON body.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -364,7 +319,7 @@ mod tests {
         let rows =
             validate(&batch(vec![event("devsy provider list"), finished]), now()).expect("valid");
         assert_eq!(rows.len(), 2);
-        assert!(!rows[0].finished());
+        assert!(!rows[0].key().finished);
         assert_eq!(rows[0].provider.as_deref(), Some("docker"));
         assert_eq!(rows[1].duration_ms, Some(12));
         assert_eq!(
