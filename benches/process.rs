@@ -20,8 +20,20 @@
 //!
 //! Prints min, median and max; BENCHMARKS.md has the figures.
 
-#[path = "../tests/support/mod.rs"]
-mod support;
+mod support {
+    //! The tests' fault server and courier helpers, and the bench's proxy.
+    #![allow(dead_code)] // the tests use the rest of these files
+    #[path = "../../tests/it/support/couriers.rs"]
+    pub mod couriers;
+    #[path = "../../tests/it/support/fault_server.rs"]
+    pub mod fault_server;
+    pub mod proxy;
+    #[path = "../../tests/it/support/recording.rs"]
+    pub mod recording;
+
+    pub use fault_server::{Mode, Server};
+    pub use recording::wait_until;
+}
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -397,7 +409,7 @@ fn main() {
     }
     let binary = devsy_binary();
     let server = Server::start(Mode::Status(200));
-    let far = DelayProxy::start(server.addr(), ONE_WAY);
+    let far = DelayProxy::start(server.addr, ONE_WAY);
     let hanging = Server::start(Mode::Hang);
 
     pairs(

@@ -5,8 +5,9 @@
 //! telemetry off allocates nothing. Prints one line per figure; the figures
 //! and their goals are in BENCHMARKS.md.
 
-#[path = "../tests/support/mod.rs"]
-mod support;
+#[allow(dead_code)] // the tests use the rest of the file
+#[path = "../tests/it/support/fault_server.rs"]
+mod fault_server;
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
@@ -14,7 +15,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use devsy_telemetry::{Telemetry, Transport, TransportError, telemetry_command};
-use support::{Mode, Server};
+use fault_server::{Mode, Server};
 
 /// Counts allocations, for the telemetry-off check.
 struct Counting;
@@ -149,7 +150,7 @@ fn memory_with_a_dead_server(events: u64) {
     let dir = tempfile::tempdir().expect("temp dir");
     let before = peak_rss_kib();
     let telemetry = builder(dir.path())
-        .endpoint(support::closed_port_endpoint())
+        .endpoint(fault_server::closed_port_endpoint())
         .start();
     let started = Instant::now();
     for i in 0..events {

@@ -6,7 +6,7 @@ mod support;
 
 // The root package's courier helpers: found in `/proc`, so Linux only.
 #[cfg(target_os = "linux")]
-#[path = "../../tests/support/couriers.rs"]
+#[path = "../../tests/it/support/couriers.rs"]
 mod couriers;
 
 use std::path::Path;

@@ -8,22 +8,23 @@
 
 #![cfg(target_os = "linux")]
 
-mod support;
+use crate::support;
 
 use std::path::Path;
 use std::process::Output;
 use std::time::Duration;
 
+use crate::support::couriers::{NoCourierLeft, finish_couriers, spooled_batches};
+use crate::support::fault_server::{Mode, Server};
+use crate::support::recording::wait_until;
 use devsy_telemetry::{ContextStore, Exit, RecordingTransport, Telemetry};
-use support::couriers::{NoCourierLeft, finish_couriers, spooled_batches};
-use support::{Mode, Server, wait_until};
 
 /// Well above what a courier on loopback needs, well below "hangs".
 const GENEROUS: Duration = Duration::from_secs(10);
 
 /// `devsy` as a user runs it outside CI.
 fn devsy(home: &Path, endpoint: &str, args: &[&str]) -> Output {
-    support::run_example(
+    support::process::run_example(
         "devsy",
         args,
         home,
@@ -47,7 +48,7 @@ fn a_short_command_hands_its_events_to_a_courier_that_delivers_them() {
     );
     assert_eq!(output.status.code(), Some(1));
     assert_eq!(
-        support::stderr(&output),
+        support::process::stderr(&output),
         "error: provider 'docker' does not exist\n"
     );
     assert!(wait_until(GENEROUS, || server.events().len() == 2));
@@ -55,7 +56,7 @@ fn a_short_command_hands_its_events_to_a_courier_that_delivers_them() {
         finish_couriers(home.path(), GENEROUS),
         "a courier outlived its work"
     );
-    let summary = support::summary(&server.events());
+    let summary = support::recording::summary(&server.events());
     assert_eq!(summary[0], ("devsy provider delete".into(), None));
     assert_eq!(server.requests().len(), 1, "one request for both events");
     assert_eq!(spooled_batches(home.path()), 0);
@@ -96,7 +97,11 @@ fn no_courier_starts_when_nothing_is_pending() {
         &server.endpoint(),
         &["up", "github.com/devsy-sh/devsy", "--delay", "0.5"],
     );
-    assert!(output.status.success(), "{}", support::stderr(&output));
+    assert!(
+        output.status.success(),
+        "{}",
+        support::process::stderr(&output)
+    );
     assert!(finish_couriers(home.path(), GENEROUS));
     assert_eq!(
         server.events().len(),
@@ -125,7 +130,8 @@ fn no_courier_in_ci_in_debug_mode_or_when_opted_out() {
         let endpoint = server.endpoint();
         let mut vars = vars.to_vec();
         vars.push(("DEVSY_TELEMETRY_ENDPOINT", &endpoint));
-        let output = support::run_example("devsy", &["provider", "list"], home.path(), &vars);
+        let output =
+            support::process::run_example("devsy", &["provider", "list"], home.path(), &vars);
         assert!(output.status.success(), "{case}");
         if case == "CI" {
             // Delivered before the process exited.
@@ -142,14 +148,18 @@ fn no_courier_in_ci_in_debug_mode_or_when_opted_out() {
 #[test]
 fn without_a_config_dir_the_exit_waits_and_delivers() {
     let server = Server::start(Mode::Status(200));
-    let output = std::process::Command::new(support::example("devsy"))
+    let output = std::process::Command::new(support::process::example("devsy"))
         .args(["provider", "list"])
         .env_clear()
         .env("DEVSY_TELEMETRY_ENDPOINT", server.endpoint())
         .output()
         .expect("run devsy");
     // No HOME: nowhere to keep events, so the exit waits for delivery.
-    assert!(!server.events().is_empty(), "{}", support::stderr(&output));
+    assert!(
+        !server.events().is_empty(),
+        "{}",
+        support::process::stderr(&output)
+    );
 }
 
 #[test]
@@ -176,7 +186,7 @@ fn never_two_couriers_send_at_once_and_every_event_arrives() {
 /// two batches), then a third against a server that answers after 1 s:
 /// returned once its courier has sent the oldest batch and waits.
 fn a_courier_waiting_on_its_first_of_three(home: &Path) -> Server {
-    let closed = support::closed_port_endpoint();
+    let closed = support::fault_server::closed_port_endpoint();
     for _ in 0..2 {
         devsy(home, &closed, &["provider", "list"]);
         assert!(finish_couriers(home, GENEROUS));
@@ -222,7 +232,11 @@ fn a_courier_whose_spool_was_deleted_by_an_opt_out_and_opt_in_sends_nothing_more
             &endpoint,
             &["context", "set-options", "-o", options],
         );
-        assert!(output.status.success(), "{}", support::stderr(&output));
+        assert!(
+            output.status.success(),
+            "{}",
+            support::process::stderr(&output)
+        );
     }
     devsy(home.path(), &endpoint, &["provider", "list"]);
     assert!(finish_couriers(home.path(), GENEROUS));
@@ -239,8 +253,12 @@ fn a_host_that_starts_late_runs_none_of_its_code_in_a_courier_and_the_next_run_d
     let server = Server::start(Mode::Status(200));
     let endpoint = server.endpoint();
     let vars = [("CI", ""), ("DEVSY_TELEMETRY_ENDPOINT", endpoint.as_str())];
-    let output = support::run_example("late_start", &["work"], home.path(), &vars);
-    assert!(output.status.success(), "{}", support::stderr(&output));
+    let output = support::process::run_example("late_start", &["work"], home.path(), &vars);
+    assert!(
+        output.status.success(),
+        "{}",
+        support::process::stderr(&output)
+    );
     assert!(finish_couriers(home.path(), GENEROUS));
     // Its courier stopped at the unknown argument: nothing sent, nothing run.
     assert_eq!(server.events().len(), 0);
@@ -252,7 +270,7 @@ fn a_host_that_starts_late_runs_none_of_its_code_in_a_courier_and_the_next_run_d
         ("CI", "true"),
         ("DEVSY_TELEMETRY_ENDPOINT", endpoint.as_str()),
     ];
-    let output = support::run_example("late_start", &["work"], home.path(), &vars);
+    let output = support::process::run_example("late_start", &["work"], home.path(), &vars);
     assert!(output.status.success());
     assert_eq!(server.events().len(), 2);
     assert_eq!(ran(), "ran\nran\n", "a courier ran the host's command");
@@ -261,7 +279,7 @@ fn a_host_that_starts_late_runs_none_of_its_code_in_a_courier_and_the_next_run_d
 #[test]
 fn next_run_keeps_everything_for_the_next_run_and_wait_delivers_it() {
     let home = tempfile::tempdir().expect("temp dir");
-    let _turn = support::one_at_a_time();
+    let _turn = support::recording::one_at_a_time();
     let recording = RecordingTransport::new();
     let builder = || {
         Telemetry::builder("devsy")
@@ -301,7 +319,7 @@ fn next_run_keeps_everything_for_the_next_run_and_wait_delivers_it() {
 #[test]
 fn what_the_exit_keeps_stays_within_the_spools_caps() {
     let home = tempfile::tempdir().expect("temp dir");
-    let _turn = support::one_at_a_time();
+    let _turn = support::recording::one_at_a_time();
     let telemetry = Telemetry::builder("devsy")
         .version("v1.0.0")
         .env([("HOME", "/nonexistent")])
@@ -353,8 +371,8 @@ fn a_courier_that_cannot_be_started_leaves_the_batches_for_the_next_run() {
     // replaces the binary, the courier's executable is gone at exit.
     let bin = tempfile::tempdir().expect("temp dir");
     let copy = bin.path().join("devsy");
-    std::fs::copy(support::example("devsy"), &copy).expect("copy the example");
-    let closed = support::closed_port_endpoint();
+    std::fs::copy(support::process::example("devsy"), &copy).expect("copy the example");
+    let closed = support::fault_server::closed_port_endpoint();
     devsy(home.path(), &closed, &["provider", "add", "docker"]);
     assert!(finish_couriers(home.path(), GENEROUS));
     let before = spooled_batches(home.path());
@@ -383,9 +401,9 @@ fn a_courier_that_cannot_be_started_leaves_the_batches_for_the_next_run() {
         ("CI", "true"),
         ("DEVSY_TELEMETRY_ENDPOINT", &server.endpoint() as &str),
     ];
-    let output = support::run_example("devsy", &["provider", "list"], home.path(), &vars);
+    let output = support::process::run_example("devsy", &["provider", "list"], home.path(), &vars);
     assert!(output.status.success());
-    let commands: Vec<String> = support::summary(&server.events())
+    let commands: Vec<String> = support::recording::summary(&server.events())
         .into_iter()
         .map(|(command, _)| command)
         .collect();

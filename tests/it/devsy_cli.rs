@@ -2,22 +2,22 @@
 //! loopback, each run with a fresh `DEVSY_HOME` and an otherwise empty
 //! environment.
 
-mod support;
+use crate::support;
 
 use std::fs;
 use std::path::Path;
 use std::process::Output;
 use std::time::{Duration, Instant};
 
+use crate::support::fault_server::{Mode, Server};
 use serde_json::Value;
-use support::{Mode, Server};
 
 /// Runs `devsy` against `server` with `vars` on top.
 fn devsy(home: &Path, server: &Server, args: &[&str], vars: &[(&str, &str)]) -> Output {
     let endpoint = server.endpoint();
     let mut all = vec![("DEVSY_TELEMETRY_ENDPOINT", endpoint.as_str())];
     all.extend_from_slice(vars);
-    support::run_example("devsy", args, home, &all)
+    support::process::run_example("devsy", args, home, &all)
 }
 
 /// Runs `devsy` and asserts it succeeded; returns its stdout.
@@ -26,13 +26,13 @@ fn ok(home: &Path, server: &Server, args: &[&str]) -> String {
     assert!(
         output.status.success(),
         "devsy {args:?}: {}",
-        support::stderr(&output)
+        support::process::stderr(&output)
     );
-    support::stdout(&output)
+    support::process::stdout(&output)
 }
 
 fn documented() -> Value {
-    serde_json::from_str(&support::readme_example()).expect("README example is JSON")
+    serde_json::from_str(&support::readme::readme_example()).expect("README example is JSON")
 }
 
 fn properties(event: &Value) -> &Value {
@@ -48,14 +48,14 @@ fn provider_delete_sends_the_documented_events() {
     let output = devsy(home.path(), &server, &["provider", "delete", "docker"], &[]);
     assert_eq!(output.status.code(), Some(1));
     assert_eq!(
-        support::stderr(&output),
+        support::process::stderr(&output),
         "error: provider 'docker' does not exist\n"
     );
-    assert_eq!(support::stdout(&output), "");
+    assert_eq!(support::process::stdout(&output), "");
     let events = server.events();
     assert_eq!(events.len(), 2, "{events:#?}");
     for event in &events {
-        support::assert_shape_within(&documented(), event);
+        support::readme::assert_shape_within(&documented(), event);
         assert_eq!(properties(event)["command"], "devsy provider delete");
     }
     assert!(properties(&events[0]).get("error").is_none());
@@ -78,7 +78,7 @@ fn provider_delete_sends_the_documented_events() {
     assert_eq!(output.status.code(), Some(1));
     let events = again.events();
     assert_eq!(events.len(), 2);
-    support::assert_same_shape(&documented(), &events[1], "$");
+    support::readme::assert_same_shape(&documented(), &events[1], "$");
     let props = properties(&events[1]);
     assert_eq!(
         (&props["provider"], &props["source_type"], &props["ide"]),
@@ -115,7 +115,11 @@ fn a_quick_success_sends_one_event_and_a_slow_one_a_finished_event() {
         &["up", "image:alpine", "--delay", "10.2"],
         &[],
     );
-    assert!(output.status.success(), "{}", support::stderr(&output));
+    assert!(
+        output.status.success(),
+        "{}",
+        support::process::stderr(&output)
+    );
     let events = slow.events();
     assert_eq!(events.len(), 2, "{events:#?}");
     let finished = properties(&events[1]);
@@ -155,7 +159,7 @@ fn desktop_and_the_properties_of_up_arrive_as_given() {
         assert!(
             output.status.success(),
             "{source}: {}",
-            support::stderr(&output)
+            support::process::stderr(&output)
         );
         let events = server.events();
         assert_eq!(events.len(), 1, "{source}");
@@ -174,7 +178,7 @@ fn up_fails_clearly_without_a_provider_or_with_an_unknown_one() {
     let home = tempfile::tempdir().expect("temp dir");
     let output = devsy(home.path(), &server, &["up", "github.com/a/b"], &[]);
     assert_eq!(output.status.code(), Some(1));
-    assert!(support::stderr(&output).starts_with("error: no provider: pass --provider"));
+    assert!(support::process::stderr(&output).starts_with("error: no provider: pass --provider"));
     let output = devsy(
         home.path(),
         &server,
@@ -182,7 +186,7 @@ fn up_fails_clearly_without_a_provider_or_with_an_unknown_one() {
         &[],
     );
     assert_eq!(
-        support::stderr(&output),
+        support::process::stderr(&output),
         "error: provider 'aws' does not exist\n"
     );
     assert_eq!(server.events().len(), 4, "start and failure of each");
@@ -193,7 +197,7 @@ fn assert_off(home: &Path, vars: &[(&str, &str)], rule: &str) {
     let server = Server::start(Mode::Status(200));
     let status = devsy(home, &server, &["telemetry", "status"], vars);
     assert_eq!(
-        support::stdout(&status),
+        support::process::stdout(&status),
         format!("telemetry: disabled: {rule}\n")
     );
     let list = devsy(home, &server, &["provider", "list"], vars);
@@ -213,21 +217,24 @@ fn each_opt_out_rule_sends_nothing_and_status_names_it() {
     );
     assert_off(home.path(), &[("DO_NOT_TRACK", "1")], "DO_NOT_TRACK=1");
     // Nothing was written for any of them: no machine id, no config.
-    assert_eq!(support::files_under(home.path()), Vec::<String>::new());
+    assert_eq!(
+        support::process::files_under(home.path()),
+        Vec::<String>::new()
+    );
 
     // A development build.
     let server = Server::start(Mode::Status(200));
-    let dev = support::run_example(
+    let dev = support::process::run_example(
         "devsy_dev_build",
         &["telemetry", "status"],
         home.path(),
         &[("DEVSY_TELEMETRY_ENDPOINT", &server.endpoint())],
     );
     assert_eq!(
-        support::stdout(&dev),
+        support::process::stdout(&dev),
         "telemetry: disabled: development build (version 'v0.0.0')\n"
     );
-    support::run_example(
+    support::process::run_example(
         "devsy_dev_build",
         &["provider", "list"],
         home.path(),
@@ -324,7 +331,7 @@ fn a_bad_option_value_is_refused_and_the_file_kept() {
         args.extend_from_slice(bad);
         let output = devsy(home.path(), &server, &args, &[]);
         assert_eq!(output.status.code(), Some(1), "{bad:?}");
-        let stderr = support::stderr(&output);
+        let stderr = support::process::stderr(&output);
         assert!(
             stderr.contains("for option TELEMETRY: expected true or false")
                 || stderr.contains("expected KEY=VALUE"),
@@ -358,7 +365,7 @@ fn an_unparsable_config_fails_every_config_command_and_is_never_overwritten() {
         let output = devsy(home.path(), &server, args, &[]);
         assert_eq!(output.status.code(), Some(1), "{args:?}");
         assert_eq!(
-            support::stderr(&output),
+            support::process::stderr(&output),
             format!("error: {position}\n"),
             "{args:?}"
         );
@@ -384,7 +391,7 @@ fn debug_mode_prints_the_payload_and_sends_nothing() {
     );
     assert_eq!(output.status.code(), Some(1));
     assert_eq!(server.connections(), 0);
-    let stderr = support::stderr(&output);
+    let stderr = support::process::stderr(&output);
     let events: Vec<Value> = stderr
         .lines()
         .filter(|line| line.starts_with('{'))
@@ -392,7 +399,7 @@ fn debug_mode_prints_the_payload_and_sends_nothing() {
         .collect();
     assert_eq!(events.len(), 2, "{stderr}");
     for event in &events {
-        support::assert_shape_within(&documented(), event);
+        support::readme::assert_shape_within(&documented(), event);
     }
     let mut lines = stderr.lines();
     assert_eq!(
@@ -426,7 +433,7 @@ fn against_a_server_that_never_answers_every_command_keeps_its_exit_code_and_bud
             output.status.code(),
             Some(code),
             "{args:?}: {}",
-            support::stderr(&output)
+            support::process::stderr(&output)
         );
         // The exit budget is 500 ms; the bound is generous, not a benchmark.
         assert!(
@@ -446,5 +453,8 @@ fn version_loads_nothing_and_sends_nothing() {
         concat!("devsy v", env!("CARGO_PKG_VERSION"), "\n")
     );
     assert_eq!(server.connections(), 0);
-    assert_eq!(support::files_under(home.path()), Vec::<String>::new());
+    assert_eq!(
+        support::process::files_under(home.path()),
+        Vec::<String>::new()
+    );
 }

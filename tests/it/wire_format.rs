@@ -2,14 +2,14 @@
 //! from the example binary, key by key and type by type; and the README's
 //! example kept equal to the code's wire format.
 
-mod support;
+use crate::support;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use crate::support::fault_server::{Mode, Server};
 use devsy_telemetry::event::Envelope;
 use devsy_telemetry::{RecordingTransport, Telemetry};
 use serde_json::{Map, Value};
-use support::{Mode, Server};
 
 fn micros_now() -> u64 {
     let micros = SystemTime::now()
@@ -25,7 +25,7 @@ fn object<'a>(value: &'a Value, what: &str) -> &'a Map<String, Value> {
         .unwrap_or_else(|| panic!("{what} is not an object: {value}"))
 }
 
-use support::keys;
+use crate::support::readme::keys;
 
 fn is_64_lower_hex(value: &Value) -> bool {
     value
@@ -38,7 +38,7 @@ fn failed_command_sends_a_start_and_a_finished_event_in_the_documented_shape() {
     let server = Server::start(Mode::Status(200));
     let home = tempfile::tempdir().expect("temp dir");
     let before = micros_now();
-    let output = support::run_example(
+    let output = support::process::run_example(
         "manual",
         &["provider", "delete", "docker"],
         home.path(),
@@ -49,7 +49,7 @@ fn failed_command_sends_a_start_and_a_finished_event_in_the_documented_shape() {
     // The command's own behaviour is untouched.
     assert_eq!(output.status.code(), Some(1));
     assert_eq!(
-        support::stderr(&output),
+        support::process::stderr(&output),
         "error: provider 'docker' does not exist\n"
     );
 
@@ -134,7 +134,7 @@ fn failed_command_sends_a_start_and_a_finished_event_in_the_documented_shape() {
     // The OS has a machine id here or not: either way no raw id was written
     // next to the config, and the id is stable across runs.
     let again = Server::start(Mode::Status(200));
-    support::run_example(
+    support::process::run_example(
         "manual",
         &["provider", "list"],
         home.path(),
@@ -150,7 +150,7 @@ fn failed_command_sends_a_start_and_a_finished_event_in_the_documented_shape() {
 fn properties_arrive_as_given_and_desktop_follows_devsy_ui() {
     let server = Server::start(Mode::Status(200));
     let home = tempfile::tempdir().expect("temp dir");
-    let output = support::run_example(
+    let output = support::process::run_example(
         "manual",
         &[
             "up",
@@ -166,7 +166,11 @@ fn properties_arrive_as_given_and_desktop_follows_devsy_ui() {
             ("DEVSY_UI", "true"),
         ],
     );
-    assert!(output.status.success(), "{}", support::stderr(&output));
+    assert!(
+        output.status.success(),
+        "{}",
+        support::process::stderr(&output)
+    );
 
     // A quick successful command: the start event only.
     let events = server.events();
@@ -182,7 +186,8 @@ fn properties_arrive_as_given_and_desktop_follows_devsy_ui() {
 
 #[test]
 fn readme_example_is_exactly_the_wire_format() {
-    let text = support::readme_example();
+    let _turn = support::recording::a_client();
+    let text = support::readme::readme_example();
     let documented: Value = serde_json::from_str(&text).expect("README example is JSON");
     // Every key and type of the README parses into the wire types, which
     // refuse unknown keys; what they serialize back is the README again.
@@ -211,5 +216,56 @@ fn readme_example_is_exactly_the_wire_format() {
     drop(telemetry);
     let recorded = recording.events();
     assert_eq!(recorded.len(), 2);
-    support::assert_same_shape(&documented, &recorded[1], "$");
+    support::readme::assert_same_shape(&documented, &recorded[1], "$");
+}
+
+/// Every field leaves within the limits the collector checks, from the
+/// wire crate both share: a long or odd value is cut or cleaned, and its
+/// batch is not refused.
+#[test]
+fn every_field_is_fitted_to_the_collectors_limits() {
+    use devsy_telemetry::event::limits::{self, Lines, fits};
+
+    let _turn = support::recording::a_client();
+    let recording = RecordingTransport::new();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let long = "x".repeat(300);
+    let telemetry = Telemetry::builder("devsy")
+        .version(format!("v1.0.0-{}", "r".repeat(100)))
+        .ide("vs\tcode")
+        .env([("HOME", dir.path().to_str().expect("utf-8 path"))])
+        .config_dir(dir.path())
+        .transport(recording.clone())
+        .start();
+    let command = format!("provider {long}");
+    telemetry
+        .command(command)
+        .provider(format!("€{long}"))
+        .source_type("git:\u{1b}[31m")
+        .start()
+        .finish_err(format!("line one\nline two\u{7}{}", "e".repeat(5000)));
+    drop(telemetry);
+
+    let events = recording.events();
+    assert_eq!(events.len(), 2);
+    let event = &events[1]["event"];
+    let props = &event["properties"];
+    let field = |value: &Value| value.as_str().expect("a string").to_string();
+    for (value, max, lines) in [
+        (field(&event["type"]), limits::TYPE, Lines::One),
+        (field(&props["command"]), limits::COMMAND, Lines::One),
+        (field(&props["provider"]), limits::PROPERTY, Lines::One),
+        (field(&props["source_type"]), limits::PROPERTY, Lines::One),
+        (field(&props["ide"]), limits::PROPERTY, Lines::One),
+        (field(&props["version"]), limits::VERSION, Lines::One),
+        (field(&props["error"]), limits::ERROR, Lines::Many),
+    ] {
+        assert!(
+            fits(&value, max, lines),
+            "{value:?} breaks its limit of {max}"
+        );
+    }
+    assert_eq!(props["ide"], "vs code");
+    assert!(field(&props["provider"]).starts_with("€xxx"));
+    assert!(field(&props["error"]).starts_with("line one"), "{props}");
 }

@@ -7,15 +7,15 @@
 //! Each run's events carry a unique marker, the `ide` property, so the
 //! events can be counted run by run.
 
-mod support;
+use crate::support;
 
 use std::collections::HashMap;
 use std::path::Path;
 use std::process::Output;
 use std::time::{Duration, Instant};
 
+use crate::support::fault_server::{Mode, Server};
 use serde_json::Value;
-use support::{Mode, Server};
 
 /// The exit budget is 500 ms; the bound is generous, not a benchmark.
 const EXIT_BOUND: Duration = Duration::from_secs(3);
@@ -24,7 +24,7 @@ const EXIT_BOUND: Duration = Duration::from_secs(3);
 /// records two events, both carrying the marker.
 fn run_marked(home: &Path, endpoint: &str, marker: &str) -> (Output, Duration) {
     let started = Instant::now();
-    let output = support::run_example(
+    let output = support::process::run_example(
         "manual",
         &[
             "up",
@@ -44,11 +44,11 @@ fn run_marked(home: &Path, endpoint: &str, marker: &str) -> (Output, Duration) {
 fn assert_unchanged(output: &Output, elapsed: Duration, fault: &str) {
     assert_eq!(output.status.code(), Some(1), "{fault}");
     assert_eq!(
-        support::stderr(output),
+        support::process::stderr(output),
         "error: provider 'docker' does not exist\n",
         "{fault}: the command's output changed, or something panicked"
     );
-    assert_eq!(support::stdout(output), "", "{fault}");
+    assert_eq!(support::process::stdout(output), "", "{fault}");
     assert!(elapsed < EXIT_BOUND, "{fault}: took {elapsed:?}");
 }
 
@@ -68,7 +68,7 @@ fn spool_files(home: &Path) -> Vec<String> {
     if !dir.exists() {
         return Vec::new();
     }
-    support::files_under(&dir)
+    support::process::files_under(&dir)
         .into_iter()
         .filter(|name| name.ends_with(".json"))
         .collect()
@@ -112,7 +112,7 @@ fn survives(fault: Mode) {
 #[test]
 fn a_closed_port() {
     let home = tempfile::tempdir().expect("temp dir");
-    let endpoint = support::closed_port_endpoint();
+    let endpoint = support::fault_server::closed_port_endpoint();
     let (output, elapsed) = run_marked(home.path(), &endpoint, "first");
     assert_unchanged(&output, elapsed, "closed port");
     assert_eq!(spool_files(home.path()).len(), 1);
@@ -221,8 +221,8 @@ fn retry_after_is_honoured_across_runs() {
             spool_files(home.path()).len(),
             2,
             "{:?} {}",
-            support::files_under(home.path()),
-            support::stderr(&output)
+            support::process::files_under(home.path()),
+            support::process::stderr(&output)
         );
     }
 
@@ -239,12 +239,16 @@ fn retry_after_is_honoured_across_runs() {
 #[test]
 fn turning_telemetry_off_deletes_the_spool_and_sends_nothing_from_it() {
     let home = tempfile::tempdir().expect("temp dir");
-    let (output, elapsed) = run_marked(home.path(), &support::closed_port_endpoint(), "first");
+    let (output, elapsed) = run_marked(
+        home.path(),
+        &support::fault_server::closed_port_endpoint(),
+        "first",
+    );
     assert_unchanged(&output, elapsed, "closed port");
     assert_eq!(spool_files(home.path()).len(), 1);
 
     let server = Server::start(Mode::Status(200));
-    let output = support::run_example(
+    let output = support::process::run_example(
         "manual",
         &["provider", "list"],
         home.path(),
@@ -263,7 +267,7 @@ fn turning_telemetry_off_deletes_the_spool_and_sends_nothing_from_it() {
 fn run_with_env(vars: &[(&str, &str)]) -> (Output, Duration, Server) {
     let server = Server::start(Mode::Status(200));
     let started = Instant::now();
-    let mut command = std::process::Command::new(support::example("manual"));
+    let mut command = std::process::Command::new(support::process::example("manual"));
     command
         .args(["provider", "list"])
         .env_clear()
@@ -305,8 +309,12 @@ fn an_unusable_home_degrades_quietly_and_says_why_in_debug_mode() {
     for (case, vars, debug_says) in cases {
         let (output, elapsed, server) = run_with_env(&vars);
         assert!(output.status.success(), "{case}");
-        assert_eq!(support::stdout(&output), "kubernetes\nssh\n", "{case}");
-        assert_eq!(support::stderr(&output), "", "{case}: not quiet");
+        assert_eq!(
+            support::process::stdout(&output),
+            "kubernetes\nssh\n",
+            "{case}"
+        );
+        assert_eq!(support::process::stderr(&output), "", "{case}: not quiet");
         assert!(elapsed < EXIT_BOUND, "{case}: {elapsed:?}");
         // Where telemetry could run, it still delivered.
         if debug_says != "Not a directory" {
@@ -317,7 +325,7 @@ fn an_unusable_home_degrades_quietly_and_says_why_in_debug_mode() {
         debug_vars.push(("DEVSY_TELEMETRY_DEBUG", "1"));
         let (output, _, _) = run_with_env(&debug_vars);
         assert!(output.status.success(), "{case}");
-        let stderr = support::stderr(&output);
+        let stderr = support::process::stderr(&output);
         assert!(!stderr.contains("panicked"), "{case}: {stderr}");
         assert!(stderr.contains(debug_says), "{case}: {stderr}");
     }
@@ -328,7 +336,7 @@ fn a_spool_that_cannot_be_written_never_breaks_the_cli() {
     // Nothing listens, and the config dir cannot hold a spool.
     let (output, elapsed) = run_marked(
         Path::new("/proc/self/devsy"),
-        &support::closed_port_endpoint(),
+        &support::fault_server::closed_port_endpoint(),
         "first",
     );
     assert_unchanged(&output, elapsed, "unwritable spool");
@@ -336,6 +344,7 @@ fn a_spool_that_cannot_be_written_never_breaks_the_cli() {
 
 #[test]
 fn eight_threads_every_event_delivered_or_counted() {
+    let _turn = support::recording::a_client();
     const THREADS: usize = 8;
     const COMMANDS: usize = 500;
     let server = Server::start(Mode::Status(200));
@@ -381,6 +390,7 @@ fn eight_threads_every_event_delivered_or_counted() {
 #[test]
 #[ignore = "run by spool_survives_sigkill_during_writes as its child"]
 fn spool_writer_child() {
+    let _turn = support::recording::a_client();
     let Some(home) = std::env::var_os("DEVSY_KILL_TEST_HOME") else {
         return;
     };
@@ -410,11 +420,17 @@ fn spool_writer_child() {
 
 #[test]
 fn spool_survives_sigkill_during_writes() {
+    let _turn = support::recording::a_client();
     let home = tempfile::tempdir().expect("temp dir");
     let exe = std::env::current_exe().expect("test binary");
     for pause_ms in [150, 230, 310, 390, 470] {
         let mut child = std::process::Command::new(&exe)
-            .args(["--exact", "spool_writer_child", "--ignored", "--nocapture"])
+            .args([
+                "--exact",
+                "faults::spool_writer_child",
+                "--ignored",
+                "--nocapture",
+            ])
             .env("DEVSY_KILL_TEST_HOME", home.path())
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())

@@ -1,18 +1,9 @@
-//! Test support: a real HTTP/1.1 server on 127.0.0.1 that can be scripted to
-//! misbehave (delays, dripping, resets, garbage, endless bodies), and the
-//! example binaries run as child processes with a clean environment.
-//!
-//! Every wait here is bounded in time; every loop in count or time.
-
-#![allow(dead_code)] // each test file uses a different part
-
-pub mod couriers;
-pub mod proxy;
+//! A real HTTP/1.1 server on 127.0.0.1 that can be scripted to misbehave:
+//! delays, dripping, resets, garbage, endless bodies. Every wait is bounded
+//! in time; every loop in count or time.
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::{self, JoinHandle};
@@ -145,7 +136,8 @@ impl State {
 /// A loopback HTTP server, stopped when dropped (within about 100 ms,
 /// whatever it is doing).
 pub struct Server {
-    addr: SocketAddr,
+    /// Where it listens.
+    pub addr: SocketAddr,
     state: Arc<State>,
     acceptor: Option<JoinHandle<()>>,
 }
@@ -210,11 +202,6 @@ impl Server {
             .unwrap_or_else(PoisonError::into_inner);
         script.modes = vec![mode];
         script.next = 0;
-    }
-
-    /// Where it listens.
-    pub fn addr(&self) -> SocketAddr {
-        self.addr
     }
 
     /// `http://127.0.0.1:<port>/v1/insert`
@@ -589,262 +576,4 @@ fn parse_request(bytes: &[u8]) -> Parse {
         body: bytes[head_end..end].to_vec(),
     };
     Parse::Complete(request, end)
-}
-
-/// The path of an example binary built by `cargo test` (examples are built
-/// with the tests, next to the test binaries' `deps` folder).
-pub fn example(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().expect("current exe");
-    let profile_dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("test binary lives in target/<profile>/deps");
-    let path = profile_dir
-        .join("examples")
-        .join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
-    assert!(
-        path.exists(),
-        "{} is missing: run the tests with `cargo test`, which builds the examples",
-        path.display()
-    );
-    path
-}
-
-/// An example run as a CLI user would run it, with an empty environment but
-/// for `DEVSY_HOME` (a temporary directory), `CI=true` and `vars`.
-///
-/// `CI=true` makes the exit wait for delivery (`Exit::Wait`), so that what
-/// a run sent has arrived when it returns and no courier outlives the test;
-/// the courier's tests clear it with `("CI", "")`.
-pub fn run_example(name: &str, args: &[&str], home: &Path, vars: &[(&str, &str)]) -> Output {
-    let mut command = Command::new(example(name));
-    command
-        .args(args)
-        .env_clear()
-        .env("DEVSY_HOME", home)
-        .env("CI", "true");
-    for (key, value) in vars {
-        command.env(key, value);
-    }
-    let child = command
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("spawn example");
-    wait_bounded(child, Duration::from_secs(60))
-}
-
-fn wait_bounded(mut child: std::process::Child, limit: Duration) -> Output {
-    // Drain the pipes on their own threads so a chatty child never blocks.
-    let drain = |pipe: Option<Box<dyn Read + Send>>| {
-        thread::spawn(move || {
-            let mut bytes = Vec::new();
-            if let Some(mut pipe) = pipe {
-                let _ = pipe.read_to_end(&mut bytes);
-            }
-            bytes
-        })
-    };
-    let out = drain(
-        child
-            .stdout
-            .take()
-            .map(|p| Box::new(p) as Box<dyn Read + Send>),
-    );
-    let err = drain(
-        child
-            .stderr
-            .take()
-            .map(|p| Box::new(p) as Box<dyn Read + Send>),
-    );
-    let started = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait for child") {
-            break status;
-        }
-        if started.elapsed() > limit {
-            let _ = child.kill();
-            panic!("child still running after {limit:?}: killed");
-        }
-        thread::sleep(Duration::from_millis(5));
-    };
-    Output {
-        status,
-        stdout: out.join().expect("stdout reader"),
-        stderr: err.join().expect("stderr reader"),
-    }
-}
-
-/// Files and directories under `dir`, relative, sorted.
-pub fn files_under(dir: &Path) -> Vec<String> {
-    let mut found = Vec::new();
-    let mut pending = vec![dir.to_path_buf()];
-    while let Some(next) = pending.pop() {
-        for entry in std::fs::read_dir(&next).expect("read dir").flatten() {
-            let path = entry.path();
-            found.push(
-                path.strip_prefix(dir)
-                    .expect("under dir")
-                    .display()
-                    .to_string(),
-            );
-            if path.is_dir() {
-                pending.push(path);
-            }
-        }
-    }
-    found.sort();
-    found
-}
-
-pub fn stdout(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-pub fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
-
-/// Holds the process's one current client for the caller: tests that
-/// start one, or need none started, take turns.
-pub fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
-    static TURN: Mutex<()> = Mutex::new(());
-    TURN.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-/// Runs `f` with telemetry on, recording what it sends; one at a time, as
-/// the attribute talks to the process's one current client.
-pub fn record<R>(slow_threshold: Duration, f: impl FnOnce() -> R) -> (R, Vec<Value>) {
-    let _turn = one_at_a_time();
-    let home = tempfile::tempdir().expect("temp dir");
-    let recording = devsy_telemetry::RecordingTransport::new();
-    let telemetry = devsy_telemetry::Telemetry::builder("devsy")
-        .version("v1.2.3")
-        .env([("HOME", home.path().to_string_lossy())])
-        .config_dir(home.path())
-        .slow_threshold(slow_threshold)
-        .transport(recording.clone())
-        .start();
-    assert!(telemetry.status().is_enabled(), "{}", telemetry.status());
-    let result = f();
-    drop(telemetry);
-    (result, recording.events())
-}
-
-/// The events as `(command, error)`, with `error` `None` for a start
-/// event and `Some("")` for a finished event without error.
-pub fn summary(events: &[Value]) -> Vec<(String, Option<String>)> {
-    events
-        .iter()
-        .map(|e| {
-            let props = &e["event"]["properties"];
-            let command = props["command"].as_str().expect("command").to_string();
-            let finished = props.get("duration_ms").is_some();
-            let error = props.get("error").and_then(Value::as_str).unwrap_or("");
-            (command, finished.then(|| error.to_string()))
-        })
-        .collect()
-}
-
-/// Polls `done` every 10 ms until it holds or `limit` passes: whether it
-/// held. For waiting on background work without a fixed sleep.
-pub fn wait_until(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
-    let started = Instant::now();
-    loop {
-        if done() {
-            return true;
-        }
-        if started.elapsed() >= limit {
-            return false;
-        }
-        thread::sleep(Duration::from_millis(10));
-    }
-}
-
-/// A minimal executor: polls `future` on this thread until it is ready,
-/// bounded in polls and time.
-pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
-    use std::task::{Context, Poll, Wake, Waker};
-
-    struct Unpark(thread::Thread);
-    impl Wake for Unpark {
-        fn wake(self: Arc<Self>) {
-            self.0.unpark();
-        }
-    }
-
-    let waker = Waker::from(Arc::new(Unpark(thread::current())));
-    let mut cx = Context::from_waker(&waker);
-    let mut future = std::pin::pin!(future);
-    let started = Instant::now();
-    for _ in 0..100_000 {
-        if let Poll::Ready(output) = future.as_mut().poll(&mut cx) {
-            return output;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "future not ready after 30 s"
-        );
-        thread::park_timeout(Duration::from_millis(10));
-    }
-    panic!("future not ready after 100000 polls");
-}
-
-/// Microseconds since the Unix epoch, as event timestamps are.
-pub fn micros_now() -> u64 {
-    let micros = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("clock after 1970")
-        .as_micros();
-    u64::try_from(micros).expect("fits u64")
-}
-
-/// The JSON block after `<!-- wire-format -->` in the README.
-pub fn readme_example() -> String {
-    let readme = include_str!("../../README.md");
-    let start = readme
-        .find("<!-- wire-format -->")
-        .expect("README has a <!-- wire-format --> marker");
-    let block = &readme[start..];
-    let open = block
-        .find("```json\n")
-        .expect("a json block after the marker")
-        + "```json\n".len();
-    let close = block[open..].find("```").expect("the json block is closed");
-    block[open..open + close].to_string()
-}
-
-/// Same keys in the same order, same JSON types, all the way down.
-pub fn assert_same_shape(documented: &Value, actual: &Value, at: &str) {
-    assert_shape(documented, actual, at, &[]);
-}
-
-/// As [`assert_same_shape`], but the properties the wire format omits when
-/// unknown, or on a start event, may be missing.
-pub fn assert_shape_within(documented: &Value, actual: &Value) {
-    const OMITTABLE: &[&str] = &["provider", "source_type", "ide", "error", "duration_ms"];
-    assert_shape(documented, actual, "$", OMITTABLE);
-}
-
-fn assert_shape(documented: &Value, actual: &Value, at: &str, omittable: &[&str]) {
-    match (documented, actual) {
-        (Value::Object(d), Value::Object(a)) => {
-            let expected: Vec<&str> = keys(d)
-                .into_iter()
-                .filter(|k| a.contains_key(*k) || !omittable.contains(k))
-                .collect();
-            assert_eq!(expected, keys(a), "keys at {at}");
-            for (key, value) in a {
-                assert_shape(&d[key], value, &format!("{at}.{key}"), omittable);
-            }
-        }
-        (Value::String(_), Value::String(_)) => {}
-        (Value::Number(d), Value::Number(a)) if d.is_u64() && a.is_u64() => {}
-        _ => panic!("{at}: README has {documented}, the code sends {actual}"),
-    }
-}
-
-pub fn keys(map: &serde_json::Map<String, Value>) -> Vec<&str> {
-    map.keys().map(String::as_str).collect()
 }

@@ -6,15 +6,17 @@
 //! Durations checked here are lower bounds on scripted waits, or generous
 //! upper bounds on shutdown, never speed measurements.
 
-mod support;
+use crate::support;
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use crate::support::fault_server::{
+    DRIP_BODY, DRIP_PAUSE, ENORMOUS_LENGTH, GARBAGE, Mode, RESET_PARTIAL, Server,
+};
 use serde_json::{Value, json};
-use support::{DRIP_BODY, DRIP_PAUSE, ENORMOUS_LENGTH, GARBAGE, Mode, RESET_PARTIAL, Server};
 
 /// How long the client waits for any one read or write.
 const CLIENT_TIMEOUT: Duration = Duration::from_secs(2);
@@ -387,7 +389,7 @@ fn set_mode_takes_effect_from_the_next_request() {
 
 #[test]
 fn nothing_listens_on_the_closed_port() {
-    let endpoint = support::closed_port_endpoint();
+    let endpoint = support::fault_server::closed_port_endpoint();
     assert!(endpoint.starts_with("http://127.0.0.1:"), "{endpoint}");
     assert!(endpoint.ends_with("/v1/insert"), "{endpoint}");
     let error = TcpStream::connect_timeout(&addr_of(&endpoint), CLIENT_TIMEOUT)

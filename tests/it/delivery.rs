@@ -5,14 +5,15 @@
 //! Time bounds here are generous upper bounds on a feature (the exit
 //! budget), not speed measurements: the benchmarks measure speed.
 
-mod support;
+use crate::support;
 
 use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use crate::support::fault_server::{Mode, Server};
+use crate::support::recording::wait_until;
 use devsy_telemetry::{Telemetry, Transport, TransportError};
-use support::{Mode, Server, wait_until};
 
 /// Well above a 500 ms budget, well below "hangs".
 const GENEROUS: Duration = Duration::from_secs(3);
@@ -29,7 +30,7 @@ fn the_cli_exits_within_the_budget_when_the_server_never_answers() {
     let server = Server::start(Mode::Hang);
     let home = tempfile::tempdir().expect("temp dir");
     let started = Instant::now();
-    let output = support::run_example(
+    let output = support::process::run_example(
         "manual",
         &["provider", "delete", "docker"],
         home.path(),
@@ -40,7 +41,7 @@ fn the_cli_exits_within_the_budget_when_the_server_never_answers() {
     // Output and exit code are what they would be without telemetry.
     assert_eq!(output.status.code(), Some(1));
     assert_eq!(
-        support::stderr(&output),
+        support::process::stderr(&output),
         "error: provider 'docker' does not exist\n"
     );
     assert!(
@@ -51,6 +52,7 @@ fn the_cli_exits_within_the_budget_when_the_server_never_answers() {
 
 #[test]
 fn dropping_the_guard_holds_a_custom_budget_against_a_hanging_server() {
+    let _turn = support::recording::a_client();
     let server = Server::start(Mode::Hang);
     let home = tempfile::tempdir().expect("temp dir");
     let telemetry = builder(home.path())
@@ -70,6 +72,7 @@ fn dropping_the_guard_holds_a_custom_budget_against_a_hanging_server() {
 
 #[test]
 fn a_server_error_is_retried_then_spooled_and_a_refusal_dropped_and_counted() {
+    let _turn = support::recording::a_client();
     let server = Server::start(Mode::Status(503));
     let home = tempfile::tempdir().expect("temp dir");
     let telemetry = builder(home.path()).endpoint(server.endpoint()).start();
@@ -82,7 +85,7 @@ fn a_server_error_is_retried_then_spooled_and_a_refusal_dropped_and_counted() {
     assert_eq!((stats.recorded, stats.delivered, stats.spooled), (1, 0, 1));
     // Three attempts, with backoff between them, then the spool.
     assert_eq!(server.requests().len(), 3);
-    let spooled = support::files_under(&home.path().join("telemetry-spool"));
+    let spooled = support::process::files_under(&home.path().join("telemetry-spool"));
     assert_eq!(spooled.len(), 1, "{spooled:?}");
     drop(telemetry);
 
@@ -117,6 +120,7 @@ impl Transport for Gate {
 
 #[test]
 fn a_full_queue_drops_and_counts_instead_of_blocking() {
+    let _turn = support::recording::a_client();
     let home = tempfile::tempdir().expect("temp dir");
     let (entered_tx, entered) = mpsc::channel();
     let (release, release_rx) = mpsc::channel();
@@ -166,6 +170,7 @@ fn a_full_queue_drops_and_counts_instead_of_blocking() {
 
 #[test]
 fn events_are_batched_up_to_a_hundred_a_request() {
+    let _turn = support::recording::a_client();
     let server = Server::start(Mode::Status(200));
     let home = tempfile::tempdir().expect("temp dir");
     let telemetry = builder(home.path()).endpoint(server.endpoint()).start();
@@ -189,6 +194,7 @@ fn events_are_batched_up_to_a_hundred_a_request() {
 
 #[test]
 fn the_first_batch_goes_out_early_and_later_ones_a_second_after_their_first_event() {
+    let _turn = support::recording::a_client();
     let server = Server::start(Mode::Status(200));
     let home = tempfile::tempdir().expect("temp dir");
     let telemetry = builder(home.path()).endpoint(server.endpoint()).start();
@@ -219,6 +225,7 @@ fn the_first_batch_goes_out_early_and_later_ones_a_second_after_their_first_even
 
 #[test]
 fn an_event_after_the_worker_went_idle_wakes_it() {
+    let _turn = support::recording::a_client();
     // The worker sleeps one batch window on a timer after its queue
     // empties, then until the next event wakes it: that event must still go
     // out a window after it was recorded, not at the exit.
@@ -243,6 +250,7 @@ fn an_event_after_the_worker_went_idle_wakes_it() {
 
 #[test]
 fn disable_discards_everything_queued() {
+    let _turn = support::recording::a_client();
     let server = Server::start(Mode::Status(200));
     let home = tempfile::tempdir().expect("temp dir");
     let telemetry = builder(home.path()).endpoint(server.endpoint()).start();
@@ -268,6 +276,7 @@ fn disable_discards_everything_queued() {
 
 #[test]
 fn a_flush_of_more_than_a_spools_worth_delivers_every_event() {
+    let _turn = support::recording::a_client();
     let server = Server::start(Mode::Status(200));
     let home = tempfile::tempdir().expect("temp dir");
     let telemetry = builder(home.path())
@@ -316,6 +325,7 @@ impl Transport for Stalls {
 
 #[test]
 fn a_background_send_cut_short_by_the_exit_loses_nothing() {
+    let _turn = support::recording::a_client();
     let home = tempfile::tempdir().expect("temp dir");
     let telemetry = builder(home.path()).transport(Stalls).start();
     telemetry.command("first").start().finish_ok();
@@ -329,6 +339,7 @@ fn a_background_send_cut_short_by_the_exit_loses_nothing() {
 
 #[test]
 fn a_large_exit_flush_against_a_slow_server_keeps_every_event() {
+    let _turn = support::recording::a_client();
     let server = Server::start_script(vec![
         Mode::Delay(Duration::from_millis(300), 200),
         Mode::Status(200),
@@ -352,6 +363,7 @@ fn a_large_exit_flush_against_a_slow_server_keeps_every_event() {
 
 #[test]
 fn a_timed_out_flush_does_not_shorten_the_exit() {
+    let _turn = support::recording::a_client();
     let server = Server::start_script(vec![
         Mode::Delay(Duration::from_millis(300), 200),
         Mode::Status(200),
@@ -367,10 +379,11 @@ fn a_timed_out_flush_does_not_shorten_the_exit() {
 
 #[test]
 fn two_clients_at_once_send_an_earlier_runs_spool_once() {
+    let _turn = support::recording::a_client();
     let home = tempfile::tempdir().expect("temp dir");
     {
         let telemetry = builder(home.path())
-            .endpoint(support::closed_port_endpoint())
+            .endpoint(support::fault_server::closed_port_endpoint())
             .start();
         for _ in 0..5 {
             telemetry.command("earlier").start().finish_ok();
@@ -394,6 +407,7 @@ fn two_clients_at_once_send_an_earlier_runs_spool_once() {
 
 #[test]
 fn a_spooled_batch_refused_later_is_counted_once() {
+    let _turn = support::recording::a_client();
     let server = Server::start_script(vec![
         Mode::Status(500),
         Mode::Status(500),
@@ -439,7 +453,7 @@ impl Transport for Failing {
 
 #[test]
 fn a_backoff_holds_while_events_and_flushes_keep_waking_the_worker() {
-    let _turn = support::one_at_a_time();
+    let _turn = support::recording::one_at_a_time();
     let home = tempfile::tempdir().expect("temp dir");
     let attempts = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     let telemetry = builder(home.path())
@@ -469,6 +483,7 @@ fn a_backoff_holds_while_events_and_flushes_keep_waking_the_worker() {
 
 #[test]
 fn the_first_record_opens_the_connection_its_batch_then_uses() {
+    let _turn = support::recording::a_client();
     let server = Server::start(Mode::Status(200));
     let home = tempfile::tempdir().expect("temp dir");
     let telemetry = builder(home.path()).endpoint(server.endpoint()).start();

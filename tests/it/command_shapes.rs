@@ -1,8 +1,15 @@
 //! `#[telemetry_command]` on every function shape a real CLI has: each test
 //! calls the instrumented function and checks the events it recorded, and
 //! that the function behaves exactly as before.
+//!
+//! Each shape is declared here once, and here it is checked under strict
+//! lints: this module denies every warning, `clippy::all` and
+//! `clippy::pedantic` (rustc in `cargo test`, clippy in CI's
+//! `--all-targets`), so the attribute leaves nothing behind in a user's
+//! crate. That lints still fire on the user's own code is shown by the
+//! trybuild cases `dead_code` and `unused_must_use`.
 
-mod support;
+#![deny(warnings, clippy::all, clippy::pedantic)]
 
 use std::error::Error;
 use std::fmt;
@@ -10,7 +17,9 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use devsy_telemetry::telemetry_command;
-use support::{block_on, record, summary};
+
+use crate::support;
+use crate::support::recording::{block_on, record, summary};
 
 const QUICK: Duration = Duration::from_secs(10);
 
@@ -419,7 +428,7 @@ fn async_fn_is_timed_from_its_first_poll_and_stays_send() {
         let future = assert_send(async_up("github.com/devsy-sh/devsy".into()));
         // Created now, first polled after this pause: the command starts then.
         std::thread::sleep(Duration::from_millis(300));
-        let polled_at = support::micros_now();
+        let polled_at = support::recording::micros_now();
         (block_on(future), polled_at)
     });
     let (output, polled_at) = result;
@@ -520,7 +529,7 @@ fn async_trait_impls_time_the_boxed_future() {
     let (result, events) = record(Duration::ZERO, || {
         let future = Ssh.ssh("box");
         std::thread::sleep(Duration::from_millis(300));
-        let polled_at = support::micros_now();
+        let polled_at = support::recording::micros_now();
         (block_on(future), polled_at)
     });
     let (output, polled_at) = result;
@@ -560,7 +569,7 @@ fn functions_returning_impl_future_time_the_future() {
     let (result, events) = record(QUICK, || {
         let future = returns_future(&mut lines);
         std::thread::sleep(Duration::from_millis(300));
-        let polled_at = support::micros_now();
+        let polled_at = support::recording::micros_now();
         (block_on(future), polled_at)
     });
     assert_eq!(lines, ["called"]);
@@ -587,6 +596,31 @@ fn functions_returning_impl_future_time_the_future() {
 fn attributes_kept() -> Result<u8, String> {
     #![allow(clippy::unnecessary_wraps)]
     Ok(1)
+}
+
+// One-line bodies leave no `unused_braces` behind, sync or async.
+#[telemetry_command]
+fn one_line(n: u32) -> Result<u32, String> {
+    if n > 0 { Ok(n) } else { Err("zero".into()) }
+}
+
+#[telemetry_command]
+async fn one_line_async(n: u32) -> Result<u32, String> {
+    if n > 0 { Ok(n) } else { Err("zero".into()) }
+}
+
+#[test]
+fn one_line_bodies() {
+    let (results, events) = record(QUICK, || (one_line(1), block_on(one_line_async(0))));
+    assert_eq!(results, (Ok(1), Err("zero".to_string())));
+    assert_eq!(
+        summary(&events),
+        [
+            start("one line"),
+            start("one line async"),
+            failed("one line async", "zero")
+        ]
+    );
 }
 
 #[cfg(any())]
@@ -793,7 +827,7 @@ fn with_telemetry_off_functions_behave_as_before_and_evaluate_nothing() {
         "docker"
     }
 
-    let _turn = support::one_at_a_time();
+    let _turn = support::recording::one_at_a_time();
     off();
     open(Ide::VsCode);
     assert_eq!(
@@ -815,9 +849,9 @@ pub mod framework {
 }
 
 mod through_a_reexport {
-    use crate::framework::telemetry::telemetry_command;
+    use super::framework::telemetry::telemetry_command;
 
-    #[telemetry_command("reexported", crate = crate::framework::telemetry, ide = "vim")]
+    #[telemetry_command("reexported", crate = super::framework::telemetry, ide = "vim")]
     pub fn reexported() -> Result<(), String> {
         Err("through the re-export".into())
     }

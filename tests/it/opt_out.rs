@@ -2,14 +2,14 @@
 //! in the config dir. The environment rules run the example binary with the
 //! real variables; the others use the builder in-process.
 
-mod support;
+use crate::support;
 
 use std::fs;
 use std::path::Path;
 use std::time::Duration;
 
+use crate::support::fault_server::{Mode, Server};
 use devsy_telemetry::{DisabledBy, Status, Telemetry};
-use support::{Mode, Server};
 
 /// Runs `manual telemetry status` and `manual provider delete docker` with
 /// `vars`; asserts nothing reached the server and `home` holds only
@@ -20,13 +20,18 @@ fn child_sends_nothing(home: &Path, vars: &[(&str, &str)], expected_files: &[&st
     let mut all_vars = vec![("DEVSY_TELEMETRY_ENDPOINT", endpoint.as_str())];
     all_vars.extend_from_slice(vars);
 
-    let status = support::run_example("manual", &["telemetry", "status"], home, &all_vars);
-    assert!(status.status.success(), "{}", support::stderr(&status));
-    let failed = support::run_example("manual", &["provider", "delete", "docker"], home, &all_vars);
+    let status = support::process::run_example("manual", &["telemetry", "status"], home, &all_vars);
+    assert!(
+        status.status.success(),
+        "{}",
+        support::process::stderr(&status)
+    );
+    let failed =
+        support::process::run_example("manual", &["provider", "delete", "docker"], home, &all_vars);
     // Telemetry being off changes nothing the user sees.
     assert_eq!(failed.status.code(), Some(1));
     assert_eq!(
-        support::stderr(&failed),
+        support::process::stderr(&failed),
         "error: provider 'docker' does not exist\n"
     );
 
@@ -36,11 +41,11 @@ fn child_sends_nothing(home: &Path, vars: &[(&str, &str)], expected_files: &[&st
         "a disabled CLI connected to the server"
     );
     assert_eq!(
-        support::files_under(home),
+        support::process::files_under(home),
         expected_files,
         "files in the config dir"
     );
-    support::stdout(&status).trim().to_string()
+    support::process::stdout(&status).trim().to_string()
 }
 
 #[test]
@@ -66,7 +71,7 @@ fn do_not_track_turns_telemetry_off() {
 fn falsy_values_leave_telemetry_on() {
     let server = Server::start(Mode::Status(200));
     let home = tempfile::tempdir().expect("temp dir");
-    let output = support::run_example(
+    let output = support::process::run_example(
         "manual",
         &["provider", "list"],
         home.path(),
@@ -102,10 +107,10 @@ fn the_opt_out_command_itself_sends_nothing_and_later_runs_stay_off() {
     let vars = [("DEVSY_TELEMETRY_ENDPOINT", server.endpoint())];
     let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
 
-    let off = support::run_example("manual", &["telemetry", "off"], home.path(), &vars);
-    assert!(off.status.success(), "{}", support::stderr(&off));
+    let off = support::process::run_example("manual", &["telemetry", "off"], home.path(), &vars);
+    assert!(off.status.success(), "{}", support::process::stderr(&off));
     assert_eq!(
-        support::stdout(&off),
+        support::process::stdout(&off),
         "telemetry is off for context 'default'\n"
     );
     let saved = fs::read_to_string(home.path().join("config.json")).expect("config written");
@@ -115,12 +120,12 @@ fn the_opt_out_command_itself_sends_nothing_and_later_runs_stay_off() {
         "false"
     );
 
-    let list = support::run_example("manual", &["provider", "list"], home.path(), &vars);
+    let list = support::process::run_example("manual", &["provider", "list"], home.path(), &vars);
     assert!(list.status.success());
     // Neither the opt-out command's own start event nor the later command's
     // events were sent, and no machine id file was made.
     assert_eq!(server.connections(), 0);
-    assert_eq!(support::files_under(home.path()), ["config.json"]);
+    assert_eq!(support::process::files_under(home.path()), ["config.json"]);
 }
 
 #[test]
@@ -144,7 +149,7 @@ fn unparsable_config_turns_telemetry_off_and_is_never_overwritten() {
 fn debug_mode_prints_the_exact_events_and_sends_nothing() {
     let server = Server::start(Mode::Status(200));
     let home = tempfile::tempdir().expect("temp dir");
-    let output = support::run_example(
+    let output = support::process::run_example(
         "manual",
         &["provider", "delete", "docker"],
         home.path(),
@@ -156,7 +161,7 @@ fn debug_mode_prints_the_exact_events_and_sends_nothing() {
     assert_eq!(output.status.code(), Some(1));
     assert_eq!(server.connections(), 0);
 
-    let stderr = support::stderr(&output);
+    let stderr = support::process::stderr(&output);
     let mut lines = stderr.lines();
     assert!(
         lines
@@ -205,7 +210,7 @@ fn a_bad_endpoint_or_proxy_never_breaks_the_cli() {
     // A malformed proxy: the CLI behaves as without telemetry.
     let server = Server::start(Mode::Status(200));
     for proxy in ["::not a proxy::", "http://", "socks9://x"] {
-        let output = support::run_example(
+        let output = support::process::run_example(
             "manual",
             &["provider", "list"],
             home.path(),
@@ -219,16 +224,17 @@ fn a_bad_endpoint_or_proxy_never_breaks_the_cli() {
         assert!(
             output.status.success(),
             "proxy {proxy:?}: {}",
-            support::stderr(&output)
+            support::process::stderr(&output)
         );
-        assert_eq!(support::stdout(&output), "kubernetes\nssh\n");
-        assert_eq!(support::stderr(&output), "", "proxy {proxy:?}");
+        assert_eq!(support::process::stdout(&output), "kubernetes\nssh\n");
+        assert_eq!(support::process::stderr(&output), "", "proxy {proxy:?}");
     }
 }
 
 /// The builder-level rules, in-process against a live server.
 #[test]
 fn builder_rules_send_nothing_and_create_no_file() {
+    let _turn = support::recording::one_at_a_time();
     type Configure = Box<dyn Fn(devsy_telemetry::Builder) -> devsy_telemetry::Builder>;
     let cases: Vec<(&str, Configure, DisabledBy)> = vec![
         (
@@ -290,7 +296,7 @@ fn builder_rules_send_nothing_and_create_no_file() {
 
         assert_eq!(server.connections(), 0, "{name}");
         assert_eq!(
-            support::files_under(home.path()),
+            support::process::files_under(home.path()),
             Vec::<String>::new(),
             "{name}"
         );
@@ -307,7 +313,7 @@ fn builder_rules_send_nothing_and_create_no_file() {
             .transport(devsy_telemetry::RecordingTransport::new())
             .start();
         // The new thread names itself once running: poll, bounded.
-        support::wait_until(Duration::from_secs(5), || worker_threads() > 0);
+        support::recording::wait_until(Duration::from_secs(5), || worker_threads() > 0);
         assert_eq!(worker_threads(), 1);
         drop(telemetry);
     }
@@ -335,7 +341,7 @@ fn the_http_transport_honours_proxy_variables() {
 
     // Through the proxy: ureq tunnels with CONNECT to the target, then posts
     // inside the tunnel (our proxy answers the POST itself).
-    let output = support::run_example(
+    let output = support::process::run_example(
         "manual",
         &["provider", "list"],
         home.path(),
@@ -365,7 +371,7 @@ fn the_http_transport_honours_proxy_variables() {
     assert_eq!(proxy.events().len(), 1);
 
     // NO_PROXY names the target: straight to it.
-    let output = support::run_example(
+    let output = support::process::run_example(
         "manual",
         &["provider", "list"],
         home.path(),

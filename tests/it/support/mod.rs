@@ -1,0 +1,16 @@
+//! What the integration tests share, one file per job:
+//!
+//! - `fault_server`: a real loopback HTTP server scripted to misbehave;
+//! - `process`: the example binaries run as a user runs them;
+//! - `couriers`: the couriers those runs start, found, waited for, killed;
+//! - `recording`: telemetry recorded in this process, one client at a time;
+//! - `readme`: the README's wire-format example and shape comparisons.
+//!
+//! The benches include some of these files by path; the proxy that puts
+//! a server 100 ms away is theirs (`benches/support/proxy.rs`).
+
+pub mod couriers;
+pub mod fault_server;
+pub mod process;
+pub mod readme;
+pub mod recording;
