@@ -12,7 +12,7 @@ use std::fmt;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use devsy_telemetry_wire::limits::{self, Lines};
-use devsy_telemetry_wire::{Batch, Envelope, app, is_machine_id};
+use devsy_telemetry_wire::{Batch, Envelope, MACHINE_ID_LEN, app, is_machine_id};
 
 use crate::store::Row;
 use serde::Serialize;
@@ -141,13 +141,15 @@ fn check(i: usize, envelope: &Envelope<'_>, latest_micros: u64) -> Result<Row, R
     let props = &event.properties;
     let user = &envelope.user;
 
-    let kind = bounded(i, "event.type", &event.kind, 1, limits::TYPE)?;
-    if app::of_event_type(&kind).is_none() {
+    let kind = bounded(i, "event.type", &event.kind, limits::TYPE, Lines::One)?;
+    let Some(name) = kind.strip_suffix(app::EVENT_TYPE_SUFFIX) else {
+        return Err(Rejection::at(i, "event.type", "expected `<app>_cli`"));
+    };
+    if let Err(error) = app::check_name(name) {
         return Err(Rejection::at(
             i,
             "event.type",
-            "expected `<app>_cli`, the app name of lowercase letters, digits, `-` and `_`, \
-             starting with a letter",
+            format!("expected `<app>_cli`, but as an app name '{name}' breaks the rule: {error}"),
         ));
     }
     let machine_id = &*event.machine_id;
@@ -155,7 +157,7 @@ fn check(i: usize, envelope: &Envelope<'_>, latest_micros: u64) -> Result<Row, R
         return Err(Rejection::at(
             i,
             "event.machine_id",
-            "expected 64 lowercase hex digits",
+            format!("expected {MACHINE_ID_LEN} lowercase hex digits"),
         ));
     }
     if *user.machine_id != *machine_id {
@@ -176,12 +178,12 @@ fn check(i: usize, envelope: &Envelope<'_>, latest_micros: u64) -> Result<Row, R
         i,
         "event.properties.command",
         &props.command,
-        1,
         limits::COMMAND,
+        Lines::One,
     )?;
     let optional = |field: &str, value: Option<&str>| {
         value
-            .map(|v| bounded(i, field, v, 1, limits::PROPERTY))
+            .map(|v| bounded(i, field, v, limits::PROPERTY, Lines::One))
             .transpose()
     };
     let provider = optional("event.properties.provider", props.provider.as_deref())?;
@@ -191,13 +193,13 @@ fn check(i: usize, envelope: &Envelope<'_>, latest_micros: u64) -> Result<Row, R
         i,
         "event.properties.version",
         &props.version,
-        1,
         limits::VERSION,
+        Lines::One,
     )?;
     let error = props
         .error
         .as_deref()
-        .map(|e| bounded(i, "event.properties.error", e, 1, limits::ERROR))
+        .map(|e| bounded(i, "event.properties.error", e, limits::ERROR, Lines::Many))
         .transpose()?;
     if error.is_some() && props.duration_ms.is_none() {
         return Err(Rejection::at(
@@ -213,8 +215,8 @@ fn check(i: usize, envelope: &Envelope<'_>, latest_micros: u64) -> Result<Row, R
             "longer than a year",
         ));
     }
-    let arch = bounded(i, "user.arch", &user.arch, 1, limits::PLATFORM)?;
-    let os = bounded(i, "user.os", &user.os, 1, limits::PLATFORM)?;
+    let arch = bounded(i, "user.arch", &user.arch, limits::PLATFORM, Lines::One)?;
+    let os = bounded(i, "user.os", &user.os, limits::PLATFORM, Lines::One)?;
     Ok(Row {
         kind,
         machine_id: machine_id.to_string(),
@@ -232,15 +234,18 @@ fn check(i: usize, envelope: &Envelope<'_>, latest_micros: u64) -> Result<Row, R
     })
 }
 
-/// `value`, if it is `min..=max` bytes long and free of control characters.
+/// `value`, if it is a valid field of at most `max` bytes: not empty, and
+/// free of the control characters `lines` forbids (an error message may
+/// span lines; nothing else may, and control characters would garble a
+/// report).
 fn bounded(
     i: usize,
     field: &str,
     value: &str,
-    min: usize,
     max: usize,
+    lines: Lines,
 ) -> Result<String, Rejection> {
-    if value.len() < min {
+    if value.is_empty() {
         return Err(Rejection::at(i, field, "empty"));
     }
     if value.len() > max {
@@ -250,14 +255,7 @@ fn bounded(
             format!("{} bytes, more than the {max} allowed", value.len()),
         ));
     }
-    // An error message may span lines; nothing else may, and nothing may
-    // carry other control characters (they would garble a report).
-    let lines = if field == "event.properties.error" {
-        Lines::Many
-    } else {
-        Lines::One
-    };
-    if !value.chars().all(|c| lines.allows(c)) {
+    if !limits::fits(value, max, lines) {
         return Err(Rejection::at(i, field, "contains control characters"));
     }
     Ok(value.to_string())

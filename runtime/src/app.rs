@@ -107,7 +107,7 @@ impl Env {
     }
 
     /// `given` if some, else the process environment.
-    pub(crate) fn from(given: Option<HashMap<String, String>>) -> Self {
+    pub(crate) fn new(given: Option<HashMap<String, String>>) -> Self {
         Self { given }
     }
 
@@ -169,7 +169,7 @@ mod tests {
     use super::*;
 
     fn env(vars: &[(&str, &str)]) -> Env {
-        Env::from(Some(
+        Env::new(Some(
             vars.iter()
                 .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
                 .collect(),

@@ -246,14 +246,16 @@ impl Builder {
         if cfg!(not(feature = "telemetry")) {
             return Err(DisabledBy::CompiledOut);
         }
-        let env = Env::from(self.env.take());
-        let app = match App::new(&self.name) {
+        let env = Env::new(self.env.take());
+        let app = App::new(&self.name);
+        // A courier never returns into the host, whatever its name says.
+        if let Some(invocation) = courier::Invocation::of_process() {
+            courier::run(self, app.ok(), invocation.as_ref());
+        }
+        let app = match app {
             Ok(app) => app,
             Err(error) => return Err(refuse_name(&self.name, &error, &env)),
         };
-        if let Some(invocation) = courier::Invocation::of_process() {
-            courier::run(self, app, invocation.as_ref());
-        }
         let config_dir = self.config_dir.take().or_else(|| app.config_dir(&env));
         let run = Run::new(app, env, config_dir);
         let started = if global::is_disabled() {
@@ -342,7 +344,10 @@ impl Builder {
         if *debug {
             eprintln!("devsy-telemetry: debug mode: events are printed, not sent; exit: {exit}");
         }
-        let property = |v: Option<String>| v.map(|v| fit_owned(v, limits::PROPERTY, Lines::One));
+        let property = |v: Option<String>| {
+            v.filter(|v| !v.is_empty())
+                .map(|v| fit_owned(v, limits::PROPERTY, Lines::One))
+        };
         let defaults = Props {
             provider: property(self.defaults.provider),
             ide: property(self.defaults.ide),

@@ -120,8 +120,8 @@ fn detach(_command: &mut Command) {}
 
 /// The courier's whole life: deliver, then end the process. Never returns
 /// into the host.
-pub(crate) fn run(builder: Builder, app: App, invocation: Option<&Invocation>) -> ! {
-    if let Some(invocation) = invocation {
+pub(crate) fn run(builder: Builder, app: Option<App>, invocation: Option<&Invocation>) -> ! {
+    if let (Some(app), Some(invocation)) = (app, invocation) {
         // A panic here must not run the host's code either.
         let _ = catch_unwind(AssertUnwindSafe(|| deliver(builder, app, invocation)));
     }

@@ -203,7 +203,7 @@ mod tests {
             .iter()
             .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
             .collect();
-        let env = Env::from(Some(map));
+        let env = Env::new(Some(map));
         mode_for(chosen, debug, true, custom, || ci_variable(&env))
     }
 

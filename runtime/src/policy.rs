@@ -13,8 +13,8 @@
 //! 6. the app called [`Builder::enabled(false)`](crate::Builder::enabled).
 //!
 //! Before any of these, the app's name must be one
-//! ([`DisabledBy::InvalidAppName`]). Delivery needs an endpoint too: without one, or with one that is not an
-//! `http(s)` URL, telemetry is off ([`DisabledBy::NoEndpoint`],
+//! ([`DisabledBy::InvalidAppName`]). Delivery needs an endpoint too: without
+//! one, or with one that is not an `http(s)` URL, telemetry is off ([`DisabledBy::NoEndpoint`],
 //! [`DisabledBy::InvalidEndpoint`]). [`disable`](crate::disable) turns it off
 //! for the rest of the process, clients started later included
 //! ([`DisabledBy::Runtime`]).
@@ -289,7 +289,7 @@ mod tests {
             fs::write(&path, text).expect("write config");
         }
         let vars = Variables::of("devsy");
-        let env = Env::from(Some(
+        let env = Env::new(Some(
             case.env
                 .iter()
                 .map(|(k, v)| ((*k).to_string(), (*v).to_string()))

@@ -751,7 +751,7 @@ pub(crate) fn test_shared() -> (Shared, tempfile::TempDir) {
             None,
             false,
             true,
-            &crate::app::Env::from(Some(std::collections::HashMap::new())),
+            &crate::app::Env::new(Some(std::collections::HashMap::new())),
             Duration::from_millis(500),
         ),
         capacity: 1000,

@@ -670,7 +670,6 @@ fn a_body_with_a_glob_import_that_shadows_prelude_names() {
 }
 
 mod user_modules {
-    #![allow(dead_code)]
     use ::devsy_telemetry::telemetry_command;
 
     /// Modules named like the crates the generated code uses.

@@ -2,22 +2,14 @@
 //! from the example binary, key by key and type by type; and the README's
 //! example kept equal to the code's wire format.
 
-use crate::support;
-
-use std::time::{SystemTime, UNIX_EPOCH};
-
-use crate::support::fault_server::{Mode, Server};
-use devsy_telemetry::event::Envelope;
+use devsy_telemetry::event::{Envelope, is_machine_id};
 use devsy_telemetry::{RecordingTransport, Telemetry};
 use serde_json::{Map, Value};
 
-fn micros_now() -> u64 {
-    let micros = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("clock after 1970")
-        .as_micros();
-    u64::try_from(micros).expect("fits u64")
-}
+use crate::support;
+use crate::support::fault_server::{Mode, Server};
+use crate::support::readme::keys;
+use crate::support::recording::micros_now;
 
 fn object<'a>(value: &'a Value, what: &str) -> &'a Map<String, Value> {
     value
@@ -25,12 +17,8 @@ fn object<'a>(value: &'a Value, what: &str) -> &'a Map<String, Value> {
         .unwrap_or_else(|| panic!("{what} is not an object: {value}"))
 }
 
-use crate::support::readme::keys;
-
 fn is_64_lower_hex(value: &Value) -> bool {
-    value
-        .as_str()
-        .is_some_and(|s| s.len() == 64 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')))
+    value.as_str().is_some_and(is_machine_id)
 }
 
 #[test]
@@ -224,7 +212,7 @@ fn readme_example_is_exactly_the_wire_format() {
 /// batch is not refused.
 #[test]
 fn every_field_is_fitted_to_the_collectors_limits() {
-    use devsy_telemetry::event::limits::{self, Lines, fits};
+    use devsy_telemetry::event::limits::{self, Lines, accepts};
 
     let _turn = support::recording::a_client();
     let recording = RecordingTransport::new();
@@ -261,11 +249,47 @@ fn every_field_is_fitted_to_the_collectors_limits() {
         (field(&props["error"]), limits::ERROR, Lines::Many),
     ] {
         assert!(
-            fits(&value, max, lines),
+            accepts(&value, max, lines),
             "{value:?} breaks its limit of {max}"
         );
     }
     assert_eq!(props["ide"], "vs code");
     assert!(field(&props["provider"]).starts_with("€xxx"));
     assert!(field(&props["error"]).starts_with("line one"), "{props}");
+}
+
+/// An empty property is left out (the builder's default applies) and an
+/// empty error becomes a placeholder: the collector refuses empty fields.
+#[test]
+fn no_field_is_sent_empty() {
+    let _turn = support::recording::a_client();
+    let recording = RecordingTransport::new();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let telemetry = Telemetry::builder("devsy")
+        .version("v1.0.0")
+        .ide("")
+        .provider("docker")
+        .env([("HOME", dir.path().to_str().expect("utf-8 path"))])
+        .config_dir(dir.path())
+        .transport(recording.clone())
+        .start();
+    telemetry
+        .command("up")
+        .provider("")
+        .source_type("")
+        .start()
+        .finish_err("");
+    drop(telemetry);
+
+    let events = recording.events();
+    let props = object(&events[1]["event"]["properties"], "properties");
+    assert_eq!(
+        props["provider"], "docker",
+        "the default, not the empty value"
+    );
+    assert!(
+        !props.contains_key("ide") && !props.contains_key("source_type"),
+        "{props:?}"
+    );
+    assert_eq!(props["error"], "(no message)");
 }

@@ -1,7 +1,8 @@
 //! How long each string of an event may be, in bytes, and which may span
-//! lines. The collector refuses a batch that breaks them; the sender makes
-//! every field [`fit`] first, so a long provider name or a control
-//! character in a version cannot cost the whole batch.
+//! lines; no string may be empty. The collector refuses a batch that breaks
+//! them; the sender makes every field [`fit`] first and sends no empty
+//! one, so a long provider name, an empty error or a control character in
+//! a version cannot cost the whole batch.
 
 use std::borrow::Cow;
 
@@ -80,7 +81,22 @@ pub fn fit_owned(value: String, max: usize, lines: Lines) -> String {
     }
 }
 
-/// `value` is a valid field of at most `max` bytes as it is.
+/// `value` is a valid field of at most `max` bytes as it is: [`fits`], and
+/// not empty.
+///
+/// ```
+/// use devsy_telemetry_wire::limits::{Lines, accepts};
+///
+/// assert!(accepts("docker", 128, Lines::One));
+/// assert!(!accepts("", 128, Lines::One));
+/// ```
+#[must_use]
+pub fn accepts(value: &str, max: usize, lines: Lines) -> bool {
+    !value.is_empty() && fits(value, max, lines)
+}
+
+/// `value` is at most `max` bytes, without a control character that
+/// `lines` forbids: what [`fit`] leaves unchanged.
 #[must_use]
 pub fn fits(value: &str, max: usize, lines: Lines) -> bool {
     value.len() <= max && value.chars().all(|c| lines.allows(c))

@@ -9,6 +9,7 @@ use devsy_telemetry_wire::limits::{self, Lines, fit, fit_owned};
 use crate::event::{Batch, Envelope, Event, Properties, User};
 use crate::identity;
 use crate::queue::{Config, Props, Record, Shared};
+use crate::scrub::Scrubber;
 
 /// A batch's request body, `{"data": [...]}`.
 pub(crate) fn serialize(shared: &Shared, records: &[Record]) -> Option<Vec<u8>> {
@@ -59,6 +60,20 @@ impl CommandNames {
     }
 }
 
+/// What a failed command's error message says, when it says nothing: the
+/// collector refuses an empty field.
+pub(crate) const EMPTY_ERROR: &str = "(no message)";
+
+/// An error as it is sent: scrubbed, fitted, and never empty.
+fn error_field(scrubber: &Scrubber, error: &str) -> String {
+    let fitted = fit_owned(scrubber.scrub(error), limits::ERROR, Lines::Many);
+    if fitted.trim().is_empty() {
+        EMPTY_ERROR.to_string()
+    } else {
+        fitted
+    }
+}
+
 /// Turns records into the wire format.
 pub(crate) fn build<'a>(
     machine_id: &'a str,
@@ -88,6 +103,7 @@ pub(crate) fn build<'a>(
             let pick = |get: fn(&Props) -> &Option<String>| {
                 props
                     .and_then(|p| get(p).as_deref())
+                    .filter(|v| !v.is_empty())
                     .map(|v| fit(v, limits::PROPERTY, Lines::One))
                     .or_else(|| get(&config.defaults).as_deref().map(Cow::Borrowed))
             };
@@ -104,12 +120,11 @@ pub(crate) fn build<'a>(
                         ide: pick(|p| &p.ide),
                         desktop: config.desktop,
                         version: Cow::Borrowed(&config.version),
-                        error: record.finish.as_ref().and_then(|f| f.error.as_deref()).map(
-                            |error| {
-                                let scrubbed = config.scrubber.scrub(error);
-                                Cow::Owned(fit_owned(scrubbed, limits::ERROR, Lines::Many))
-                            },
-                        ),
+                        error: record
+                            .finish
+                            .as_ref()
+                            .and_then(|f| f.error.as_deref())
+                            .map(|error| Cow::Owned(error_field(&config.scrubber, error))),
                         duration_ms: record
                             .finish
                             .as_ref()

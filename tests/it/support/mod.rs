@@ -9,6 +9,7 @@
 //! The benches include some of these files by path; the proxy that puts
 //! a server 100 ms away is theirs (`benches/support/proxy.rs`).
 
+#[cfg(target_os = "linux")] // read from /proc; only the Linux tests use it
 pub mod couriers;
 pub mod fault_server;
 pub mod process;
