@@ -1,20 +1,22 @@
 //! The build without the `telemetry` feature, for packagers who ship no
 //! telemetry: `cargo test --no-default-features --test compiled_out`
-//! (CI runs it). The attribute emits functions untouched and `start()`
-//! starts nothing.
+//! (CI runs it). The attribute emits functions as written, with only a
+//! branch never taken that mentions the property expressions, and
+//! `start()` starts nothing. Warnings are denied: what the properties use
+//! is used in this build too.
 
 #![cfg(not(feature = "telemetry"))]
+#![deny(warnings)]
 
 use devsy_telemetry::{DisabledBy, RecordingTransport, Status, Telemetry, telemetry_command};
 
-#[telemetry_command(provider = unreachable_if_evaluated())]
-fn provider_delete(name: &str) -> Result<(), String> {
+#[telemetry_command(provider = unreachable_if_evaluated(), ide = ide)]
+fn provider_delete(name: &str, ide: &str) -> Result<(), String> {
     Err(format!("provider '{name}' does not exist"))
 }
 
-// Only the attribute uses it, and the attribute is compiled out with the
-// rest: without the feature, helpers used only in properties are dead code.
-#[allow(dead_code)]
+// Only the attribute uses it (and `ide` above): neither is dead nor unused
+// without the feature, and neither is evaluated.
 fn unreachable_if_evaluated() -> &'static str {
     panic!("properties are compiled out with the rest")
 }
@@ -34,7 +36,7 @@ fn nothing_is_started_recorded_or_sent() {
         Status::Disabled(DisabledBy::CompiledOut)
     );
     assert_eq!(
-        provider_delete("docker"),
+        provider_delete("docker", "vscode"),
         Err("provider 'docker' does not exist".to_string())
     );
     devsy_telemetry::command("provider list")

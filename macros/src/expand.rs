@@ -1,32 +1,41 @@
 //! Rewriting the function: the same signature, attributes and statements,
 //! with the body run through the runtime's `__private` entry points.
 //!
-//! Four shapes, chosen by the function's form:
+//! Four shapes, chosen by the signature ([`Shape`]):
 //!
 //! - a plain `fn`: the body becomes a closure that `__private::run` calls, so
 //!   `return` and `?` still leave the body, and a panic can be recorded;
 //! - an `async fn`: the body becomes an `async move` block wrapped in
-//!   `__private::Instrumented`, which starts the command at the first poll;
+//!   `__private::Instrumented`;
 //! - a `fn` returning `impl Future`: its statements run at the call as
 //!   before, and the future they return is wrapped;
-//! - a `fn` whose body ends in `Box::pin(async move { .. })` (what
-//!   `#[async_trait]` generates): the boxed future is wrapped, not its
-//!   construction.
+//! - a `fn` returning a boxed future (`#[async_trait]`, `.boxed()`): the
+//!   box it returns is wrapped, whatever built it.
+//!
+//! Every async shape decides whether the command counts at its first poll.
+//! Every shape moves the parameters whole into the body and binds them again
+//! in order ([`params::rebind`]), so they drop as they would without the
+//! attribute.
 //!
 //! Generated code names only `::core` and `::devsy_telemetry::__private` (or
-//! the path given as `crate = …`),
-//! and its locals are hygienic (`Span::mixed_site`), so the user can neither
-//! shadow nor name them.
+//! the path given as `crate = …`), and its locals are hygienic
+//! (`Span::mixed_site`), so the user can neither shadow nor name them.
+//!
+//! With the facade's `telemetry` feature off, [`compiled_out`] emits the
+//! function as written, with one dead branch that mentions the property
+//! expressions, so the parameters they use are not unused in that build.
 
 use proc_macro2::{Span, TokenStream};
 use quote::{quote, quote_spanned};
 use syn::ext::IdentExt as _;
 use syn::spanned::Spanned as _;
 use syn::visit_mut::VisitMut;
-use syn::{Expr, ExprCall, Ident, LitStr, ReturnType, Stmt, Type, TypeParamBound};
+use syn::{Expr, Ident, LitStr, ReturnType, Type};
 
 use crate::args::Args;
 use crate::item::CommandFn;
+use crate::params;
+use crate::shape::Shape;
 
 /// The instrumented function.
 pub(crate) fn expand(args: &Args, func: &CommandFn) -> TokenStream {
@@ -36,66 +45,81 @@ pub(crate) fn expand(args: &Args, func: &CommandFn) -> TokenStream {
         sig,
         body,
     } = func;
+    let shape = Shape::of(func);
     let inner_attrs = &body.inner_attrs;
     let command = local("devsy_command");
-    let builder = command_builder(args, func);
+    let value = local("devsy_value");
+    let deferred = deferred(args, func, shape);
     let (return_span, erased_return) = return_type(&sig.output, sig.ident.span());
     // Located at the return type, like the calls it starts: see below.
     let private = private_path(args, return_span);
+    let (sig, rebind) = params::rebind(sig);
     let user_block = body.block();
     let fake_return = fake_return(return_span, &erased_return);
-    // A function returning `()` ends in a statement, as its author would
-    // write it (`clippy::semicolon_if_nothing_returned`).
-    let end = returns_unit(&sig.output).then(|| quote!(;));
+    // The value leaves through a binding of the macro's, not as the call
+    // itself: a tail of the user's span would be linted as theirs
+    // (`semicolon_if_nothing_returned` on an alias of `()`).
+    let returned = quote! {
+        #[allow(clippy::let_and_return, clippy::let_unit_value)]
+        let #value = #value;
+        #value
+    };
 
     // The calls that require `CommandOutcome` are located at the return
     // type, so a type that is not one is reported there.
-    let new_body = match Shape::of(func) {
+    let new_body = match shape {
         Shape::Sync => {
             let span = local("devsy_span");
             let call = quote_spanned! {return_span=>
                 #private::run(#span, move || {
+                    #rebind
                     #fake_return
                     #user_block
                 })
             };
             quote! {
-                let #span = #builder.map(#private::CommandBuilder::start);
-                #call #end
+                let #span = #deferred.start();
+                let #value = #call;
+                #returned
             }
         }
         Shape::Async => {
             let call = quote_spanned! {return_span=>
                 #private::Instrumented::new(#command, async move {
+                    #rebind
                     #fake_return
                     #user_block
                 })
             };
             quote! {
-                let #command = #builder;
-                #call.await #end
+                let #command = #deferred;
+                let #value = #call.await;
+                #returned
             }
         }
         Shape::ReturnsFuture => {
             let call = quote_spanned! {return_span=>
-                #private::Instrumented::new(#command, #private::call(move || #user_block))
+                #private::Instrumented::new(#command, #private::call(move || {
+                    #rebind
+                    #user_block
+                }))
             };
             quote! {
-                let #command = #builder;
+                let #command = #deferred;
                 #call
             }
         }
-        Shape::BoxedAsync { call } => {
-            let before = &body.stmts[..body.stmts.len() - 1];
-            let ExprCall { attrs, func, .. } = call;
-            let future = &call.args[0];
-            let wrapped = quote_spanned! {return_span=>
-                #private::Instrumented::new(#command, #future)
+        Shape::Boxed => {
+            let call = quote_spanned! {return_span=>
+                #private::boxed(#command, #private::call(move || {
+                    #rebind
+                    #fake_return
+                    #user_block
+                }))
             };
             quote! {
-                let #command = #builder;
-                #(#before)*
-                #(#attrs)* #func(#wrapped)
+                let #command = #deferred;
+                #call
             }
         }
     };
@@ -107,6 +131,46 @@ pub(crate) fn expand(args: &Args, func: &CommandFn) -> TokenStream {
         tokens.extend(quote! {
             #(#inner_attrs)*
             #new_body
+        });
+    });
+    quote! {
+        #(#outer_attrs)*
+        #vis #sig #braced_body
+    }
+}
+
+/// The function as written, for the build without telemetry: its only
+/// addition is a branch never taken that mentions the property
+/// expressions, at no cost, so that what they use is used in this build.
+pub(crate) fn compiled_out(args: &Args, func: &CommandFn) -> TokenStream {
+    let CommandFn {
+        outer_attrs,
+        vis,
+        sig,
+        body,
+    } = func;
+    let inner_attrs = &body.inner_attrs;
+    let stmts = &body.stmts;
+    let properties: Vec<&Expr> = [&args.provider, &args.ide, &args.source_type]
+        .into_iter()
+        .flatten()
+        .collect();
+    let mention = (!properties.is_empty()).then(|| {
+        let unpacked = params::unpacked(sig, body);
+        quote! {
+            #[allow(unreachable_code, clippy::all)]
+            if false {
+                #unpacked
+                let _ = (#(&(#properties),)*);
+            }
+        }
+    });
+    let mut braced_body = TokenStream::new();
+    body.brace.surround(&mut braced_body, |tokens| {
+        tokens.extend(quote! {
+            #(#inner_attrs)*
+            #mention
+            #(#stmts)*
         });
     });
     quote! {
@@ -130,66 +194,41 @@ fn local(name: &str) -> Ident {
     Ident::new(name, Span::mixed_site())
 }
 
-enum Shape<'a> {
-    Sync,
-    Async,
-    ReturnsFuture,
-    BoxedAsync { call: &'a ExprCall },
-}
-
-impl<'a> Shape<'a> {
-    fn of(func: &'a CommandFn) -> Self {
-        if func.sig.asyncness.is_some() {
-            return Self::Async;
-        }
-        if let Some(call) = boxed_async_tail(&func.body.stmts) {
-            return Self::BoxedAsync { call };
-        }
-        if returns_impl_future(&func.sig.output) {
-            return Self::ReturnsFuture;
-        }
-        Self::Sync
-    }
-}
-
-/// The body's tail, if it is `Box::pin(async move { .. })`.
-fn boxed_async_tail(stmts: &[Stmt]) -> Option<&ExprCall> {
-    let Some(Stmt::Expr(Expr::Call(call), None)) = stmts.last() else {
-        return None;
-    };
-    let Expr::Path(path) = &*call.func else {
-        return None;
-    };
-    let segments: Vec<_> = path
-        .path
-        .segments
-        .iter()
-        .map(|s| s.ident.to_string())
-        .collect();
-    let is_box_pin = segments.ends_with(&["Box".to_string(), "pin".to_string()]);
-    (is_box_pin && call.args.len() == 1 && matches!(call.args[0], Expr::Async(_))).then_some(call)
-}
-
-/// No return type, or `-> ()`.
-fn returns_unit(output: &ReturnType) -> bool {
-    match output {
-        ReturnType::Default => true,
-        ReturnType::Type(_, ty) => matches!(&**ty, Type::Tuple(tuple) if tuple.elems.is_empty()),
-    }
-}
-
-/// `-> impl Future<Output = ..> (+ ..)`
-fn returns_impl_future(output: &ReturnType) -> bool {
-    let ReturnType::Type(_, ty) = output else {
-        return false;
-    };
-    let Type::ImplTrait(ty) = &**ty else {
-        return false;
-    };
-    ty.bounds.iter().any(|bound| {
-        matches!(bound, TypeParamBound::Trait(t)
-            if t.path.segments.last().is_some_and(|s| s.ident == "Future"))
+/// `__private::command("name")`, with the property expressions given to
+/// `with`, which evaluates them only when telemetry is on: a `Deferred`.
+/// For a boxed future, the patterns `#[async_trait]` moved into the body
+/// are bound for them first.
+fn deferred(args: &Args, func: &CommandFn, shape: Shape) -> TokenStream {
+    let name = args
+        .name
+        .clone()
+        .unwrap_or_else(|| LitStr::new(&derive_name(&func.sig.ident), func.sig.ident.span()));
+    let overrides = local("devsy_overrides");
+    let private = private_path(args, Span::call_site());
+    let setters: Vec<TokenStream> = [
+        ("provider", &args.provider),
+        ("ide", &args.ide),
+        ("source_type", &args.source_type),
+    ]
+    .into_iter()
+    .filter_map(|(setter, expr)| {
+        let expr = expr.as_ref()?;
+        let setter = Ident::new(setter, Span::mixed_site());
+        let value = property(&private, expr);
+        Some(quote!(.#setter(#value)))
     })
+    .collect();
+    let command = quote!(#private::command(#name));
+    if setters.is_empty() {
+        return command;
+    }
+    let unpacked = (shape == Shape::Boxed).then(|| params::unpacked(&func.sig, &func.body));
+    quote! {
+        #command.with(|#overrides| {
+            #unpacked
+            #overrides #(#setters)*
+        })
+    }
 }
 
 /// Where errors about the return type are reported, and the return type
@@ -240,36 +279,6 @@ fn fake_return(span: Span, erased: &TokenStream) -> TokenStream {
     }
 }
 
-/// `__private::enter("name")`, with the property overrides applied when
-/// telemetry is on: an `Option<CommandBuilder>`.
-fn command_builder(args: &Args, func: &CommandFn) -> TokenStream {
-    let name = args
-        .name
-        .clone()
-        .unwrap_or_else(|| LitStr::new(&derive_name(&func.sig.ident), func.sig.ident.span()));
-    let command = local("devsy_command");
-    let private = private_path(args, Span::call_site());
-    let setters: Vec<TokenStream> = [
-        ("provider", &args.provider),
-        ("ide", &args.ide),
-        ("source_type", &args.source_type),
-    ]
-    .into_iter()
-    .filter_map(|(setter, expr)| {
-        let expr = expr.as_ref()?;
-        let setter = Ident::new(setter, Span::mixed_site());
-        let value = property(&private, expr);
-        Some(quote!(.#setter(#value)))
-    })
-    .collect();
-    let enter = quote!(#private::enter(#name));
-    if setters.is_empty() {
-        enter
-    } else {
-        quote!(#enter.map(|#command| #command #(#setters)*))
-    }
-}
-
 /// A property value from the user's expression: an `Option` of something
 /// `Display`, or something `Display`. Spanned at the expression, so a type
 /// that is neither is reported there.
@@ -306,36 +315,6 @@ mod tests {
         assert_eq!(name("up"), "up");
         assert_eq!(name("r#type"), "type");
         assert_eq!(name("_context__set_options_"), "context set options");
-    }
-
-    #[test]
-    fn shapes() {
-        let shape = |s: &str| {
-            let func = crate::item::parse(s.parse().expect("tokens")).expect("function");
-            match Shape::of(&func) {
-                Shape::Sync => "sync",
-                Shape::Async => "async",
-                Shape::ReturnsFuture => "future",
-                Shape::BoxedAsync { .. } => "boxed",
-            }
-        };
-        assert_eq!(shape("fn f() -> Result<(), E> { Ok(()) }"), "sync");
-        assert_eq!(shape("async fn f() {}"), "async");
-        assert_eq!(
-            shape("fn f() -> impl Future<Output = ()> + Send { async {} }"),
-            "future"
-        );
-        assert_eq!(
-            shape("fn f() -> impl core::future::Future<Output = ()> { async {} }"),
-            "future"
-        );
-        assert_eq!(
-            shape(
-                "fn f<'a>(&'a self) -> Pin<Box<dyn Future<Output = ()> + Send + 'a>> { Box::pin(async move {}) }"
-            ),
-            "boxed"
-        );
-        assert_eq!(shape("fn f() -> impl Display { 1 }"), "sync");
     }
 }
 

@@ -2,7 +2,9 @@
 //!
 //! Use it through the facade crate, as `devsy_telemetry::telemetry_command`.
 //! This crate is split by stage: `args` parses the attribute's arguments,
-//! `item` parses and validates the function, `expand` rewrites it.
+//! `item` parses and validates the function, `shape` picks the rewrite by
+//! the signature, `params` moves the parameters into it in order, and
+//! `expand` rewrites it.
 //!
 #![doc = include_str!("../docs/expansions.md")]
 #![forbid(unsafe_code)]
@@ -10,6 +12,8 @@
 mod args;
 mod expand;
 mod item;
+mod params;
+mod shape;
 
 use proc_macro::TokenStream;
 
@@ -47,10 +51,10 @@ use proc_macro::TokenStream;
 ///   function's name with `_` read as a space.
 /// - `provider = expr`, `ide = expr`, `source_type = expr`: this command's
 ///   properties, overriding the builder's defaults. Any expression over the
-///   parameters, evaluated once at entry and only when telemetry is on; of
-///   type `&str`, `String`, anything `Display`, or an `Option` of those
-///   (`None` keeps the builder's default; without one the property is
-///   omitted).
+///   parameters' bindings, evaluated once at the call and only when
+///   telemetry is on then; of type `&str`, `String`, anything `Display`, or
+///   an `Option` of those (`None` keeps the builder's default; without one
+///   the property is omitted).
 /// - `crate = path`: where the facade crate is, when it is renamed in
 ///   `Cargo.toml` or re-exported by another crate (default
 ///   `::devsy_telemetry`).
@@ -58,11 +62,14 @@ use proc_macro::TokenStream;
 /// # Functions
 ///
 /// Free functions, methods (any receiver), trait impls and default methods,
-/// `async fn` (timed from its first poll to its completion; its future
-/// stays `Send` when the body is), functions returning `impl Future`
-/// (their statements run at the call, the future is timed), and
-/// `#[async_trait]` methods (the boxed future is timed). Not `const fn`,
-/// nor trait methods without a body.
+/// `async fn`, functions returning `impl Future` (their statements run at
+/// the call, the future is timed), and functions returning a boxed future
+/// (`Pin<Box<dyn Future<…>>>`, `BoxFuture`, `LocalBoxFuture`, as
+/// `#[async_trait]` and `.boxed()` make), whatever builds it. Every future
+/// counts from its first poll to its completion; dropped before it
+/// completes, it is a failure whose error is `cancelled`. Parameters drop
+/// as they would without the attribute. Not `const fn`, `-> !`,
+/// `#[track_caller]`, variadic functions, nor trait methods without a body.
 ///
 /// The return type must implement `devsy_telemetry::CommandOutcome`: `()`,
 /// `Result<T, E>` with `E: Display`, `ExitCode`, or your own. A panic is
@@ -75,7 +82,7 @@ pub fn telemetry_command(attr: TokenStream, item: TokenStream) -> TokenStream {
     let parsed_fn = item::parse(original.clone());
     match (parsed_args, parsed_fn) {
         (Ok(args), Ok(func)) if cfg!(feature = "telemetry") => expand::expand(&args, &func).into(),
-        (Ok(_), Ok(_)) => original.into(),
+        (Ok(args), Ok(func)) => expand::compiled_out(&args, &func).into(),
         // One mistake, one error: the error, and the item as it was, so
         // nothing else fails because the function went missing.
         (Err(error), Ok(_)) | (Ok(_), Err(error)) => with_item(&error, original),

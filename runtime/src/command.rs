@@ -59,6 +59,21 @@ impl CommandBuilder {
         }
     }
 
+    /// A builder for the generated code, with the attribute's properties.
+    pub(crate) fn with_props(
+        shared: Arc<Shared>,
+        command: &'static str,
+        props: Option<Box<Props>>,
+    ) -> Self {
+        Self {
+            inner: Some(Pending {
+                shared,
+                command: Cow::Borrowed(command),
+                props,
+            }),
+        }
+    }
+
     /// A builder that records nothing.
     pub(crate) const fn off() -> Self {
         Self { inner: None }

@@ -22,6 +22,7 @@ mod delivery;
 mod devsy_cli;
 mod fault_server;
 mod faults;
+mod invisible;
 mod opt_out;
 mod trybuild;
 mod wire_format;
