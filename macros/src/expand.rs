@@ -37,6 +37,78 @@ use crate::item::CommandFn;
 use crate::params;
 use crate::shape::Shape;
 
+/// The instrumented function for the build, and the function as written
+/// for clippy, which then lints exactly what the user wrote: the lints a
+/// rewritten body loses (`manual_async_fn`, `unused_async`,
+/// `needless_pass_by_value`, print lints on top-level statements, …) and
+/// those it would invent. Clippy sets `cfg(clippy)` on the crates it
+/// checks. So that `cargo clippy` still reports what `cargo build` would,
+/// the function it sees also checks, in a branch never taken and never
+/// linted, the property expressions and the return type as the
+/// instrumented function does.
+pub(crate) fn for_build_and_clippy(args: &Args, func: &CommandFn) -> TokenStream {
+    let instrumented = expand(args, func);
+    // A body that is one `async` block keeps that shape, or clippy would
+    // lose `manual_async_fn`: it is checked as in the build without
+    // telemetry, and its bounds are left to the build.
+    let checks = (Shape::of(func) != Shape::ReturnsFuture).then(|| clippy_checks(args, func));
+    let as_written = as_written(args, func, checks);
+    quote! {
+        #[cfg(not(clippy))]
+        #instrumented
+        #[cfg(clippy)]
+        #as_written
+    }
+}
+
+/// What the instrumented function requires of the user's tokens, stated
+/// without running anything: the properties' types, the return type's
+/// bound. A return type that hides an `impl Trait` is left to the build.
+fn clippy_checks(args: &Args, func: &CommandFn) -> TokenStream {
+    let private = private_path(args, Span::call_site());
+    let properties: Vec<TokenStream> = [&args.provider, &args.ide, &args.source_type]
+        .into_iter()
+        .flatten()
+        .map(|expr| property(&private, expr))
+        .collect();
+    let unpacked = params::unpacked(&func.sig, &func.body);
+    let output = match &func.sig.output {
+        ReturnType::Default => None,
+        ReturnType::Type(_, ty) => Some(&**ty),
+    };
+    let bound = match Shape::of(func) {
+        Shape::Sync | Shape::Async => output
+            .filter(|ty| !has_impl_trait(ty))
+            .map(|ty| quote_spanned!(ty.span()=> #private::outcome::<#ty>();)),
+        Shape::ReturnsFuture => None,
+        Shape::Boxed => {
+            output.map(|ty| quote_spanned!(ty.span()=> #private::boxed_outcome::<#ty>();))
+        }
+    };
+    quote! {
+        #unpacked
+        let _ = (#(#properties,)*);
+        #bound
+    }
+}
+
+/// Whether `ty` names an `impl Trait` anywhere.
+fn has_impl_trait(ty: &Type) -> bool {
+    struct Finder(bool);
+    impl VisitMut for Finder {
+        fn visit_type_mut(&mut self, ty: &mut Type) {
+            if let Type::ImplTrait(_) = ty {
+                self.0 = true;
+            } else {
+                syn::visit_mut::visit_type_mut(self, ty);
+            }
+        }
+    }
+    let mut finder = Finder(false);
+    finder.visit_type_mut(&mut ty.clone());
+    finder.0
+}
+
 /// The instrumented function.
 pub(crate) fn expand(args: &Args, func: &CommandFn) -> TokenStream {
     let CommandFn {
@@ -143,6 +215,12 @@ pub(crate) fn expand(args: &Args, func: &CommandFn) -> TokenStream {
 /// addition is a branch never taken that mentions the property
 /// expressions, at no cost, so that what they use is used in this build.
 pub(crate) fn compiled_out(args: &Args, func: &CommandFn) -> TokenStream {
+    as_written(args, func, None)
+}
+
+/// The function as written, with a branch never taken first: it mentions
+/// the property expressions, or runs `checks` when given.
+fn as_written(args: &Args, func: &CommandFn, checks: Option<TokenStream>) -> TokenStream {
     let CommandFn {
         outer_attrs,
         vis,
@@ -155,13 +233,28 @@ pub(crate) fn compiled_out(args: &Args, func: &CommandFn) -> TokenStream {
         .into_iter()
         .flatten()
         .collect();
-    let mention = (!properties.is_empty()).then(|| {
-        let unpacked = params::unpacked(sig, body);
-        quote! {
-            #[allow(unreachable_code, clippy::all)]
-            if false {
+    let dead_branch = match checks {
+        Some(checks) => Some(checks),
+        None if properties.is_empty() => None,
+        None => {
+            let unpacked = params::unpacked(sig, body);
+            Some(quote! {
                 #unpacked
                 let _ = (#(&(#properties),)*);
+            })
+        }
+    };
+    let dead_branch = dead_branch.map(|inside| {
+        quote! {
+            #[allow(
+                unreachable_code,
+                clippy::all,
+                clippy::pedantic,
+                clippy::nursery,
+                clippy::restriction
+            )]
+            if false {
+                #inside
             }
         }
     });
@@ -169,7 +262,7 @@ pub(crate) fn compiled_out(args: &Args, func: &CommandFn) -> TokenStream {
     body.brace.surround(&mut braced_body, |tokens| {
         tokens.extend(quote! {
             #(#inner_attrs)*
-            #mention
+            #dead_branch
             #(#stmts)*
         });
     });

@@ -81,7 +81,9 @@ pub fn telemetry_command(attr: TokenStream, item: TokenStream) -> TokenStream {
     let parsed_args = syn::parse::<args::Args>(attr);
     let parsed_fn = item::parse(original.clone());
     match (parsed_args, parsed_fn) {
-        (Ok(args), Ok(func)) if cfg!(feature = "telemetry") => expand::expand(&args, &func).into(),
+        (Ok(args), Ok(func)) if cfg!(feature = "telemetry") => {
+            expand::for_build_and_clippy(&args, &func).into()
+        }
         (Ok(args), Ok(func)) => expand::compiled_out(&args, &func).into(),
         // One mistake, one error: the error, and the item as it was, so
         // nothing else fails because the function went missing.

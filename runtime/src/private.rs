@@ -259,6 +259,16 @@ impl<'a, O: CommandOutcome + 'a> BoxedCommand for Pin<Box<dyn Future<Output = O>
     }
 }
 
+/// For the function as written that clippy checks (`cfg(clippy)`): the
+/// bound the instrumented function puts on its return type, so `cargo
+/// clippy` reports what `cargo build` would.
+#[inline]
+pub const fn outcome<T: CommandOutcome + ?Sized>() {}
+
+/// As [`outcome`], for a function that returns a boxed future.
+#[inline]
+pub const fn boxed_outcome<T: BoxedCommand>() {}
+
 /// The worker's error scrubber for this home and user, for the benchmarks.
 pub fn scrubber(home: Option<&str>, user: Option<&str>) -> impl Fn(&str) -> String + use<> {
     let scrubber = crate::scrub::Scrubber::new(home, user);

@@ -23,6 +23,7 @@ mod devsy_cli;
 mod fault_server;
 mod faults;
 mod invisible;
+mod lints;
 mod opt_out;
 mod trybuild;
 mod wire_format;

@@ -51,7 +51,9 @@ pub fn run_example(name: &str, args: &[&str], home: &Path, vars: &[(&str, &str)]
     wait_bounded(child, Duration::from_secs(60))
 }
 
-fn wait_bounded(mut child: std::process::Child, limit: Duration) -> Output {
+/// Waits for `child` at most `limit`, draining its pipes; kills it and panics
+/// past the limit.
+pub fn wait_bounded(mut child: std::process::Child, limit: Duration) -> Output {
     // Drain the pipes on their own threads so a chatty child never blocks.
     let drain = |pipe: Option<Box<dyn Read + Send>>| {
         thread::spawn(move || {

@@ -1,0 +1,151 @@
+//! The user's code gets exactly the lints it gets without the attribute:
+//! clippy (default and pedantic groups, and a few restriction lints) runs
+//! on the fixture crate `tests/lint_fixture` twice, with the attribute and
+//! compiled out, and the lints must be the same, line by line.
+//!
+//! The fixture is copied to a temporary directory with a manifest that
+//! points at this repository, and checked with its own target dir under
+//! this one, offline, with this workspace's lock file.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::support::process::wait_bounded;
+
+/// Clippy's first run builds the facade's dependencies for checking.
+const CLIPPY_LIMIT: Duration = Duration::from_secs(600);
+
+fn repository() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The fixture, ready to check, in `dir`.
+fn fixture(dir: &Path) {
+    let root = repository();
+    let manifest = format!(
+        r#"[package]
+name = "lint-fixture"
+version = "0.0.0"
+edition = "2024"
+publish = false
+
+[workspace]
+
+[features]
+telemetry = ["devsy-telemetry/telemetry"]
+
+[dependencies]
+devsy-telemetry = {{ path = {root:?}, default-features = false }}
+async-trait = "0.1.89"
+
+[lints.clippy]
+pedantic = {{ level = "warn", priority = -1 }}
+print_stdout = "warn"
+print_stderr = "warn"
+todo = "warn"
+panic = "warn"
+"#,
+        root = root.display().to_string()
+    );
+    std::fs::create_dir_all(dir.join("src")).expect("fixture dir");
+    std::fs::write(dir.join("Cargo.toml"), manifest).expect("fixture manifest");
+    std::fs::copy(root.join("Cargo.lock"), dir.join("Cargo.lock")).expect("lock file");
+    std::fs::copy(
+        root.join("tests/lint_fixture/src/lib.rs"),
+        dir.join("src/lib.rs"),
+    )
+    .expect("fixture source");
+}
+
+/// Each lint clippy reports on the fixture's source, by line: how many
+/// times it fires there.
+fn lints(dir: &Path, telemetry: bool) -> BTreeMap<(u64, String), usize> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut command = Command::new(cargo);
+    command
+        .current_dir(dir)
+        .args(["clippy", "--offline", "--quiet", "--message-format=json"])
+        .arg("--target-dir")
+        .arg(repository().join("target/lint-fixture"));
+    if telemetry {
+        command.args(["--features", "telemetry"]);
+    }
+    let child = command
+        .env_remove("RUSTFLAGS")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run cargo clippy");
+    let output = wait_bounded(child, CLIPPY_LIMIT);
+    assert!(
+        output.status.success(),
+        "cargo clippy failed (telemetry: {telemetry}):\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let mut found = BTreeMap::new();
+    for line in String::from_utf8_lossy(&output.stdout).lines() {
+        let Ok(message) = serde_json::from_str::<Value>(line) else {
+            continue;
+        };
+        if message["reason"] != "compiler-message" {
+            continue;
+        }
+        let message = &message["message"];
+        let Some(code) = message["code"]["code"].as_str() else {
+            continue;
+        };
+        let primary = message["spans"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|span| span["is_primary"] == true && span["file_name"] == "src/lib.rs");
+        if let Some(line) = primary.and_then(|span| span["line_start"].as_u64()) {
+            *found.entry((line, code.to_string())).or_insert(0) += 1;
+        }
+    }
+    found
+}
+
+#[test]
+fn clippy_finds_the_same_lints_with_the_attribute_and_without() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    fixture(dir.path());
+    let without = lints(dir.path(), false);
+    // The fixture draws what it was written to draw: the comparison is
+    // not between two empty lists.
+    for expected in [
+        "clippy::println_empty_string",
+        "clippy::print_with_newline",
+        "clippy::print_literal",
+        "clippy::print_stdout",
+        "clippy::print_stderr",
+        "clippy::todo",
+        "clippy::panic",
+        "clippy::missing_panics_doc",
+        "clippy::missing_errors_doc",
+        "clippy::manual_async_fn",
+        "clippy::unused_async",
+        "clippy::unnecessary_wraps",
+        "clippy::needless_pass_by_value",
+        "clippy::semicolon_if_nothing_returned",
+        "clippy::used_underscore_binding",
+        "clippy::needless_return",
+        "clippy::len_zero",
+        "unused_variables",
+    ] {
+        assert!(
+            without.keys().any(|(_, code)| code == expected),
+            "the fixture no longer draws {expected}: {without:#?}"
+        );
+    }
+    let with = lints(dir.path(), true);
+    assert_eq!(
+        with, without,
+        "with the attribute (left) and compiled out (right)"
+    );
+}
