@@ -92,6 +92,30 @@ fn clippy_checks(args: &Args, func: &CommandFn) -> TokenStream {
     }
 }
 
+/// `X` of `impl Future<Output = X>`.
+fn future_output(ty: &Type) -> Option<&Type> {
+    let Type::ImplTrait(ty) = ty else {
+        return match ty {
+            Type::Group(inner) => future_output(&inner.elem),
+            Type::Paren(inner) => future_output(&inner.elem),
+            _ => None,
+        };
+    };
+    ty.bounds.iter().find_map(|bound| {
+        let syn::TypeParamBound::Trait(bound) = bound else {
+            return None;
+        };
+        let last = bound.path.segments.last()?;
+        let syn::PathArguments::AngleBracketed(arguments) = &last.arguments else {
+            return None;
+        };
+        arguments.args.iter().find_map(|arg| match arg {
+            syn::GenericArgument::AssocType(assoc) if assoc.ident == "Output" => Some(&assoc.ty),
+            _ => None,
+        })
+    })
+}
+
 /// Whether `ty` names an `impl Trait` anywhere.
 fn has_impl_trait(ty: &Type) -> bool {
     struct Finder(bool);
@@ -143,7 +167,7 @@ pub(crate) fn expand(args: &Args, func: &CommandFn) -> TokenStream {
         Shape::Sync => {
             let span = local("devsy_span");
             let call = quote_spanned! {return_span=>
-                #private::run(#span, move || {
+                #private::run::<#erased_return, _>(#span, move || {
                     #rebind
                     #fake_return
                     #user_block
@@ -157,7 +181,7 @@ pub(crate) fn expand(args: &Args, func: &CommandFn) -> TokenStream {
         }
         Shape::Async => {
             let call = quote_spanned! {return_span=>
-                #private::Instrumented::new(#command, async move {
+                #private::instrument::<#erased_return, _>(#command, async move {
                     #rebind
                     #fake_return
                     #user_block
@@ -170,8 +194,18 @@ pub(crate) fn expand(args: &Args, func: &CommandFn) -> TokenStream {
             }
         }
         Shape::ReturnsFuture => {
+            let future_output = match &func.sig.output {
+                ReturnType::Type(_, ty) => future_output(ty)
+                    .map(|ty| {
+                        let mut ty = ty.clone();
+                        ImplTraitEraser.visit_type_mut(&mut ty);
+                        quote!(#ty)
+                    })
+                    .unwrap_or_else(|| quote!(_)),
+                ReturnType::Default => quote!(_),
+            };
             let call = quote_spanned! {return_span=>
-                #private::Instrumented::new(#command, #private::call(move || {
+                #private::instrument::<#future_output, _>(#command, #private::call(move || {
                     #rebind
                     #user_block
                 }))
@@ -183,7 +217,7 @@ pub(crate) fn expand(args: &Args, func: &CommandFn) -> TokenStream {
         }
         Shape::Boxed => {
             let call = quote_spanned! {return_span=>
-                #private::boxed(#command, #private::call(move || {
+                #private::boxed::<#erased_return>(#command, #private::call(move || {
                     #rebind
                     #fake_return
                     #user_block
@@ -356,7 +390,9 @@ impl VisitMut for ImplTraitEraser {
 /// fixes the body's type before the user's statements are checked, so `?`
 /// converts errors and `return` coerces exactly as in the original function.
 fn fake_return(span: Span, erased: &TokenStream) -> TokenStream {
-    let value = local("devsy_return");
+    // Located at the return type too: rustc's "return type inferred to be
+    // … here" points at this `return`.
+    let value = Ident::new("devsy_return", Span::mixed_site().located_at(span));
     quote_spanned! {span=>
         #[allow(
             unreachable_code,

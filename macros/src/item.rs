@@ -26,10 +26,12 @@ pub(crate) struct Body {
 impl Body {
     /// The statements as a block of their own: what they declare (`use`,
     /// items) is visible inside it only. Its braces are the macro's, so
-    /// `unused_braces` does not fire on the user's one-line bodies.
+    /// `unused_braces` does not fire on the user's one-line bodies, but
+    /// located at the user's braces, so an error about the block's type
+    /// (an extra `;`) points at the body, not at the attribute.
     pub fn block(&self) -> Block {
         Block {
-            brace_token: token::Brace(Span::mixed_site()),
+            brace_token: token::Brace(Span::mixed_site().located_at(self.brace.span.join())),
             stmts: self.stmts.clone(),
         }
     }

@@ -101,7 +101,7 @@ impl Overrides {
 /// Runs a synchronous command's body. With a span, a panic is recorded as
 /// the command's error and then resumed unchanged.
 #[inline]
-pub fn run<R: CommandOutcome>(span: Option<CommandSpan>, body: impl FnOnce() -> R) -> R {
+pub fn run<R: CommandOutcome, F: FnOnce() -> R>(span: Option<CommandSpan>, body: F) -> R {
     match span {
         None => body(),
         Some(span) => run_recorded(span, body),
@@ -218,6 +218,17 @@ impl<F: Future> Future for Instrumented<F> {
             }
         }
     }
+}
+
+/// [`Instrumented::new`], with the outcome type named: generated code names
+/// the user's return type here, so a type that is not an outcome is
+/// reported over the whole of it.
+#[inline]
+pub fn instrument<O: CommandOutcome, F: Future<Output = O>>(
+    command: Deferred,
+    future: F,
+) -> Instrumented<F> {
+    Instrumented::new(command, future)
 }
 
 /// Wraps the boxed future a command returns, whatever built it
