@@ -14,7 +14,7 @@
 //!
 //! Every async shape decides whether the command counts at its first poll.
 //! Every shape moves the parameters whole into the body and binds them again
-//! in order ([`params::rebind`]), so they drop as they would without the
+//! in order ([`params::params`]), so they drop as they would without the
 //! attribute.
 //!
 //! Generated code names only `::core` and `::devsy_telemetry::__private` (or
@@ -30,11 +30,11 @@ use quote::{quote, quote_spanned};
 use syn::ext::IdentExt as _;
 use syn::spanned::Spanned as _;
 use syn::visit_mut::VisitMut;
-use syn::{Expr, Ident, LitStr, ReturnType, Type};
+use syn::{Expr, Ident, LitStr, ReturnType, Stmt, Type};
 
 use crate::args::Args;
 use crate::item::CommandFn;
-use crate::params;
+use crate::params::{self, Params};
 use crate::shape::Shape;
 
 /// The instrumented function for the build, and the function as written
@@ -48,11 +48,7 @@ use crate::shape::Shape;
 /// instrumented function does.
 pub(crate) fn for_build_and_clippy(args: &Args, func: &CommandFn) -> TokenStream {
     let instrumented = expand(args, func);
-    // A body that is one `async` block keeps that shape, or clippy would
-    // lose `manual_async_fn`: it is checked as in the build without
-    // telemetry, and its bounds are left to the build.
-    let checks = (Shape::of(func) != Shape::ReturnsFuture).then(|| clippy_checks(args, func));
-    let as_written = as_written(args, func, checks);
+    let as_written = as_written(args, func, clippy_checks(args, func));
     quote! {
         #[cfg(not(clippy))]
         #instrumented
@@ -63,33 +59,36 @@ pub(crate) fn for_build_and_clippy(args: &Args, func: &CommandFn) -> TokenStream
 
 /// What the instrumented function requires of the user's tokens, stated
 /// without running anything: the properties' types, the return type's
-/// bound. A return type that hides an `impl Trait` is left to the build.
-fn clippy_checks(args: &Args, func: &CommandFn) -> TokenStream {
+/// bound. `None` for `-> impl Future`, whose bounds are the build's to
+/// report: its checks are those of the build without telemetry. A return
+/// type that hides an `impl Trait` is left to the build too.
+fn clippy_checks(args: &Args, func: &CommandFn) -> Option<TokenStream> {
+    let shape = Shape::of(func);
+    if shape == Shape::ReturnsFuture {
+        return None;
+    }
     let private = private_path(args, Span::call_site());
-    let properties: Vec<TokenStream> = [&args.provider, &args.ide, &args.source_type]
+    let properties: Vec<TokenStream> = properties(args)
         .into_iter()
-        .flatten()
         .map(|expr| property(&private, expr))
         .collect();
-    let unpacked = params::unpacked(&func.sig, &func.body);
-    let output = match &func.sig.output {
-        ReturnType::Default => None,
-        ReturnType::Type(_, ty) => Some(&**ty),
+    let unpacked = (shape == Shape::Boxed).then(|| params::unpacked(&func.sig, &func.body));
+    let bound = match &func.sig.output {
+        ReturnType::Type(_, ty) if !has_impl_trait(ty) => Some(if shape == Shape::Boxed {
+            quote_spanned!(ty.span()=> #private::boxed_outcome::<#ty>();)
+        } else {
+            quote_spanned!(ty.span()=> #private::outcome::<#ty>();)
+        }),
+        ReturnType::Type(..) | ReturnType::Default => None,
     };
-    let bound = match Shape::of(func) {
-        Shape::Sync | Shape::Async => output
-            .filter(|ty| !has_impl_trait(ty))
-            .map(|ty| quote_spanned!(ty.span()=> #private::outcome::<#ty>();)),
-        Shape::ReturnsFuture => None,
-        Shape::Boxed => {
-            output.map(|ty| quote_spanned!(ty.span()=> #private::boxed_outcome::<#ty>();))
-        }
-    };
-    quote! {
+    if properties.is_empty() && bound.is_none() {
+        return Some(TokenStream::new());
+    }
+    Some(quote! {
         #unpacked
         let _ = (#(#properties,)*);
         #bound
-    }
+    })
 }
 
 /// `X` of `impl Future<Output = X>`.
@@ -144,25 +143,17 @@ pub(crate) fn expand(args: &Args, func: &CommandFn) -> TokenStream {
     let shape = Shape::of(func);
     let inner_attrs = &body.inner_attrs;
     let command = local("devsy_command");
-    let value = local("devsy_value");
-    let deferred = deferred(args, func, shape);
+    let params = params::params(sig, &params::names_in(&properties(args)));
+    let deferred = deferred(args, func, shape, &params.for_properties);
     let (return_span, erased_return) = return_type(&sig.output, sig.ident.span());
     // Located at the return type, like the calls it starts: see below.
     let private = private_path(args, return_span);
-    let (sig, rebind) = params::rebind(sig);
+    let Params { sig, rebind, .. } = params;
     let user_block = body.block();
     let fake_return = fake_return(return_span, &erased_return);
-    // The value leaves through a binding of the macro's, not as the call
-    // itself: a tail of the user's span would be linted as theirs
-    // (`semicolon_if_nothing_returned` on an alias of `()`).
-    let returned = quote! {
-        #[allow(clippy::let_and_return, clippy::let_unit_value)]
-        let #value = #value;
-        #value
-    };
 
-    // The calls that require `CommandOutcome` are located at the return
-    // type, so a type that is not one is reported there.
+    // The calls that require `CommandOutcome` name the return type as a
+    // generic argument, so a type that is not one is reported over it.
     let new_body = match shape {
         Shape::Sync => {
             let span = local("devsy_span");
@@ -175,8 +166,7 @@ pub(crate) fn expand(args: &Args, func: &CommandFn) -> TokenStream {
             };
             quote! {
                 let #span = #deferred.start();
-                let #value = #call;
-                #returned
+                #call
             }
         }
         Shape::Async => {
@@ -189,8 +179,7 @@ pub(crate) fn expand(args: &Args, func: &CommandFn) -> TokenStream {
             };
             quote! {
                 let #command = #deferred;
-                let #value = #call.await;
-                #returned
+                #call.await
             }
         }
         Shape::ReturnsFuture => {
@@ -252,8 +241,11 @@ pub(crate) fn compiled_out(args: &Args, func: &CommandFn) -> TokenStream {
     as_written(args, func, None)
 }
 
-/// The function as written, with a branch never taken first: it mentions
-/// the property expressions, or runs `checks` when given.
+/// The function as written, with a branch never taken that mentions the
+/// property expressions, or runs `checks` when given. The branch goes after
+/// the body's leading items (`clippy::items_after_statements`), and not at
+/// all into a body that is one `async` block (`clippy::manual_async_fn`
+/// would be lost; a parameter used only in a property is then unused).
 fn as_written(args: &Args, func: &CommandFn, checks: Option<TokenStream>) -> TokenStream {
     let CommandFn {
         outer_attrs,
@@ -262,23 +254,19 @@ fn as_written(args: &Args, func: &CommandFn, checks: Option<TokenStream>) -> Tok
         body,
     } = func;
     let inner_attrs = &body.inner_attrs;
-    let stmts = &body.stmts;
-    let properties: Vec<&Expr> = [&args.provider, &args.ide, &args.source_type]
-        .into_iter()
-        .flatten()
-        .collect();
-    let dead_branch = match checks {
-        Some(checks) => Some(checks),
-        None if properties.is_empty() => None,
-        None => {
-            let unpacked = params::unpacked(sig, body);
-            Some(quote! {
-                #unpacked
-                let _ = (#(&(#properties),)*);
-            })
+    let properties = properties(args);
+    let inside = checks.unwrap_or_else(|| {
+        if properties.is_empty() {
+            return TokenStream::new();
         }
-    };
-    let dead_branch = dead_branch.map(|inside| {
+        let unpacked = (Shape::of(func) == Shape::Boxed).then(|| params::unpacked(sig, body));
+        quote! {
+            #unpacked
+            let _ = (#(&(#properties),)*);
+        }
+    });
+    let lone_async_block = matches!(&body.stmts[..], [Stmt::Expr(Expr::Async(_), None)]);
+    let dead_branch = (!inside.is_empty() && !lone_async_block).then(|| {
         quote! {
             #[allow(
                 unreachable_code,
@@ -292,10 +280,17 @@ fn as_written(args: &Args, func: &CommandFn, checks: Option<TokenStream>) -> Tok
             }
         }
     });
+    let items = body
+        .stmts
+        .iter()
+        .take_while(|stmt| matches!(stmt, Stmt::Item(_)))
+        .count();
+    let (leading_items, stmts) = body.stmts.split_at(items);
     let mut braced_body = TokenStream::new();
     body.brace.surround(&mut braced_body, |tokens| {
         tokens.extend(quote! {
             #(#inner_attrs)*
+            #(#leading_items)*
             #dead_branch
             #(#stmts)*
         });
@@ -304,6 +299,15 @@ fn as_written(args: &Args, func: &CommandFn, checks: Option<TokenStream>) -> Tok
         #(#outer_attrs)*
         #vis #sig #braced_body
     }
+}
+
+/// The property expressions given, in the order `provider`, `ide`,
+/// `source_type`.
+fn properties(args: &Args) -> Vec<&Expr> {
+    [&args.provider, &args.ide, &args.source_type]
+        .into_iter()
+        .flatten()
+        .collect()
 }
 
 /// The facade's hidden module: `::devsy_telemetry::__private`, or under the
@@ -323,9 +327,14 @@ fn local(name: &str) -> Ident {
 
 /// `__private::command("name")`, with the property expressions given to
 /// `with`, which evaluates them only when telemetry is on: a `Deferred`.
-/// For a boxed future, the patterns `#[async_trait]` moved into the body
-/// are bound for them first.
-fn deferred(args: &Args, func: &CommandFn, shape: Shape) -> TokenStream {
+/// The patterns the signature no longer binds (`for_properties`, and those
+/// `#[async_trait]` moved into its future) are bound for them first.
+fn deferred(
+    args: &Args,
+    func: &CommandFn,
+    shape: Shape,
+    for_properties: &TokenStream,
+) -> TokenStream {
     let name = args
         .name
         .clone()
@@ -352,6 +361,7 @@ fn deferred(args: &Args, func: &CommandFn, shape: Shape) -> TokenStream {
     let unpacked = (shape == Shape::Boxed).then(|| params::unpacked(&func.sig, &func.body));
     quote! {
         #command.with(|#overrides| {
+            #for_properties
             #unpacked
             #overrides #(#setters)*
         })
@@ -394,13 +404,7 @@ fn fake_return(span: Span, erased: &TokenStream) -> TokenStream {
     // … here" points at this `return`.
     let value = Ident::new("devsy_return", Span::mixed_site().located_at(span));
     quote_spanned! {span=>
-        #[allow(
-            unreachable_code,
-            clippy::diverging_sub_expression,
-            clippy::let_unit_value,
-            clippy::unreachable,
-            clippy::needless_return
-        )]
+        #[allow(unreachable_code)]
         if false {
             let #value: #erased = ::core::unreachable!();
             return #value;

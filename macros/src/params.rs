@@ -4,96 +4,220 @@
 
 use std::collections::HashSet;
 
-use proc_macro2::{Span, TokenStream};
+use proc_macro2::{Span, TokenStream, TokenTree};
 use quote::quote;
-use syn::{Expr, FnArg, Ident, Pat, Signature, Stmt};
+use syn::{Expr, FnArg, Ident, Pat, PatType, Signature, Stmt};
 
 use crate::item::Body;
 
-/// The signature to emit (each `mut` binding moved inside) and the
-/// statements that open the instrumented body: `let a = a; let mut b = b;`,
-/// one per binding, in the order the parameters declare them.
-///
-/// A closure or an async block would otherwise capture only what the body
-/// uses, and only the fields it uses (edition 2021), and drop those first:
-/// moved whole and bound again in order, every parameter drops last, in
-/// reverse order, as in the function without the attribute.
-pub(crate) fn rebind(sig: &Signature) -> (Signature, TokenStream) {
-    let mut sig = sig.clone();
-    let mut bindings = Vec::new();
-    for (n, input) in sig.inputs.iter_mut().enumerate() {
-        if let FnArg::Typed(typed) = input {
-            // `_` binds nothing, and its value drops with the others, in
-            // order: it gets a name the user cannot see, to move it too.
-            if let Pat::Wild(wild) = &*typed.pat {
-                let name = Ident::new(&format!("_devsy_arg{n}"), Span::mixed_site());
-                *typed.pat = Pat::Ident(syn::PatIdent {
-                    attrs: wild.attrs.clone(),
-                    by_ref: None,
-                    mutability: None,
-                    ident: name,
-                    subpat: None,
-                });
-            }
-            collect(&mut typed.pat, &mut bindings);
-        }
-    }
-    // Lints about these lines would be about the macro's code, not the
-    // user's: `_unused` is read here, and `let x = x` is not redundant.
-    let statements = bindings.iter().map(|(mutability, ident)| {
-        quote! {
-            #[allow(clippy::used_underscore_binding, clippy::redundant_locals)]
-            let #mutability #ident = #ident;
-        }
-    });
-    let statements = quote!(#(#statements)*);
-    (sig, statements)
+/// The parameters, ready for the instrumented function.
+pub(crate) struct Params {
+    /// The signature to emit: a `mut` binding loses its `mut` (it moves to
+    /// the binding inside), and a parameter that is not a plain binding
+    /// (`_`, `(a, b)`, `ref x`) is named `_devsy_argN`, so that all of it
+    /// can be moved.
+    pub sig: Signature,
+    /// What opens the instrumented body, one parameter after the other:
+    /// `let a = a;`, or `let _devsy_arg1 = _devsy_arg1; let (b, _) =
+    /// _devsy_arg1;`, and `let _ = &self;` for a receiver.
+    pub rebind: TokenStream,
+    /// What the property expressions need bound, before the body: each
+    /// renamed pattern, bound by reference (`let (b, _) = &_devsy_arg1;`).
+    pub for_properties: TokenStream,
 }
 
-/// The bindings of `pat`, in order; each `mut` binding by value loses its
-/// `mut` here and gets it back where it is bound again.
-fn collect(pat: &mut Pat, out: &mut Vec<(Option<syn::Token![mut]>, Ident)>) {
-    match pat {
-        Pat::Ident(binding) => {
-            let mutability = if binding.by_ref.is_none() {
-                binding.mutability.take()
-            } else {
-                None
-            };
-            out.push((mutability, binding.ident.clone()));
-            if let Some((_, sub)) = &mut binding.subpat {
-                collect(sub, out);
+/// A closure or an async block would otherwise capture only what the body
+/// uses, and only the fields it uses (edition 2021), and drop those first;
+/// and what a pattern leaves unbound would stay behind. Moved whole and
+/// bound again in order, every parameter drops last, in reverse order, its
+/// bindings before what they leave, as in the function without the
+/// attribute.
+///
+/// `in_properties` are the names the property expressions use: a parameter
+/// used only there is not unused.
+pub(crate) fn params(sig: &Signature, in_properties: &HashSet<String>) -> Params {
+    let mut sig = sig.clone();
+    let mut rebind = TokenStream::new();
+    let mut for_properties = TokenStream::new();
+    for (n, input) in sig.inputs.iter_mut().enumerate() {
+        match input {
+            FnArg::Receiver(receiver) => {
+                let token = receiver.self_token;
+                rebind.extend(quote! { let _ = &#token; });
+            }
+            FnArg::Typed(typed) => {
+                let attrs = cfg_and_lint_attrs(typed);
+                let quiet = binds_any(&typed.pat, in_properties)
+                    .then(|| quote!(#[allow(unused_variables)]));
+                let wild = matches!(&*typed.pat, Pat::Wild(_));
+                match plain_binding(&mut typed.pat) {
+                    Some((mutability, ident)) => rebind.extend(quote! {
+                        #(#attrs)* #quiet let #mutability #ident = #ident;
+                    }),
+                    // `_` binds nothing: its value just moves with the rest.
+                    None if wild => {
+                        let hidden = Ident::new(&format!("_devsy_arg{n}"), Span::mixed_site());
+                        *typed.pat = Pat::Ident(syn::PatIdent {
+                            attrs: Vec::new(),
+                            by_ref: None,
+                            mutability: None,
+                            ident: hidden.clone(),
+                            subpat: None,
+                        });
+                        rebind.extend(quote! { #(#attrs)* let #hidden = #hidden; });
+                    }
+                    None => {
+                        let pat = (*typed.pat).clone();
+                        let hidden = Ident::new(&format!("_devsy_arg{n}"), Span::mixed_site());
+                        *typed.pat = Pat::Ident(syn::PatIdent {
+                            attrs: Vec::new(),
+                            by_ref: None,
+                            mutability: None,
+                            ident: hidden.clone(),
+                            subpat: None,
+                        });
+                        rebind.extend(quote! {
+                            #(#attrs)* let #hidden = #hidden;
+                            #(#attrs)* #quiet let #pat = #hidden;
+                        });
+                        let by_reference = by_reference(&pat);
+                        for_properties.extend(quote! {
+                            #(#attrs)*
+                            #[allow(unused_variables)]
+                            let #by_reference = &#hidden;
+                        });
+                    }
+                }
             }
         }
-        Pat::Tuple(tuple) => tuple.elems.iter_mut().for_each(|p| collect(p, out)),
-        Pat::TupleStruct(tuple) => tuple.elems.iter_mut().for_each(|p| collect(p, out)),
-        Pat::Struct(fields) => fields
-            .fields
-            .iter_mut()
-            .for_each(|field| collect(&mut field.pat, out)),
-        Pat::Slice(slice) => slice.elems.iter_mut().for_each(|p| collect(p, out)),
-        Pat::Reference(reference) => collect(&mut reference.pat, out),
-        Pat::Paren(paren) => collect(&mut paren.pat, out),
-        Pat::Type(typed) => collect(&mut typed.pat, out),
+    }
+    Params {
+        sig,
+        rebind,
+        for_properties,
+    }
+}
+
+/// `x` or `mut x`: the binding, its `mut` taken out of the signature.
+fn plain_binding(pat: &mut Pat) -> Option<(Option<syn::Token![mut]>, Ident)> {
+    match pat {
+        Pat::Ident(binding) if binding.by_ref.is_none() && binding.subpat.is_none() => {
+            Some((binding.mutability.take(), binding.ident.clone()))
+        }
+        _ => None,
+    }
+}
+
+/// The parameter's `#[cfg]` and lint attributes, for the lines that bind
+/// it again: a parameter compiled out has no binding to move.
+fn cfg_and_lint_attrs(typed: &PatType) -> Vec<syn::Attribute> {
+    typed
+        .attrs
+        .iter()
+        .filter(|attr| {
+            ["cfg", "allow", "expect", "warn", "deny"]
+                .iter()
+                .any(|name| attr.path().is_ident(name))
+        })
+        .cloned()
+        .collect()
+}
+
+/// Whether `pat` binds a name in `names`.
+fn binds_any(pat: &Pat, names: &HashSet<String>) -> bool {
+    let mut bound = Vec::new();
+    bindings(pat, &mut bound);
+    bound.iter().any(|ident| names.contains(&ident.to_string()))
+}
+
+fn bindings<'a>(pat: &'a Pat, out: &mut Vec<&'a Ident>) {
+    match pat {
+        Pat::Ident(binding) => {
+            out.push(&binding.ident);
+            if let Some((_, sub)) = &binding.subpat {
+                bindings(sub, out);
+            }
+        }
+        Pat::Tuple(tuple) => tuple.elems.iter().for_each(|p| bindings(p, out)),
+        Pat::TupleStruct(tuple) => tuple.elems.iter().for_each(|p| bindings(p, out)),
+        Pat::Struct(fields) => fields.fields.iter().for_each(|f| bindings(&f.pat, out)),
+        Pat::Slice(slice) => slice.elems.iter().for_each(|p| bindings(p, out)),
+        Pat::Reference(reference) => bindings(&reference.pat, out),
+        Pat::Paren(paren) => bindings(&paren.pat, out),
+        Pat::Type(typed) => bindings(&typed.pat, out),
         _ => {}
     }
 }
 
-/// What the property expressions need bound that the signature does not
-/// bind: `#[async_trait]` renames a pattern parameter to `__arg1` and binds
-/// the pattern inside the future it returns (`Box::pin(async move { … let
-/// (host, port) = { let __arg1 = __arg1; __arg1 }; … })`). The same
-/// patterns are bound here by reference, for the properties only.
+/// `pat` for matching a reference: without `mut`, `ref` or a type, which
+/// the default binding mode makes references (edition 2024 refuses them
+/// there).
+fn by_reference(pat: &Pat) -> Pat {
+    let mut pat = pat.clone();
+    strip(&mut pat);
+    pat
+}
+
+fn strip(pat: &mut Pat) {
+    match pat {
+        Pat::Ident(binding) => {
+            binding.by_ref = None;
+            binding.mutability = None;
+            if let Some((_, sub)) = &mut binding.subpat {
+                strip(sub);
+            }
+        }
+        Pat::Tuple(tuple) => tuple.elems.iter_mut().for_each(strip),
+        Pat::TupleStruct(tuple) => tuple.elems.iter_mut().for_each(strip),
+        Pat::Struct(fields) => fields.fields.iter_mut().for_each(|f| strip(&mut f.pat)),
+        Pat::Slice(slice) => slice.elems.iter_mut().for_each(strip),
+        Pat::Reference(reference) => strip(&mut reference.pat),
+        Pat::Paren(paren) => strip(&mut paren.pat),
+        Pat::Type(typed) => {
+            let inner = (*typed.pat).clone();
+            *pat = inner;
+            strip(pat);
+        }
+        _ => {}
+    }
+}
+
+/// The names an expression's tokens mention, for [`params`].
+pub(crate) fn names_in(exprs: &[&Expr]) -> HashSet<String> {
+    fn walk(tokens: TokenStream, out: &mut HashSet<String>) {
+        for token in tokens {
+            match token {
+                TokenTree::Ident(ident) => {
+                    out.insert(ident.to_string());
+                }
+                TokenTree::Group(group) => walk(group.stream(), out),
+                TokenTree::Punct(_) | TokenTree::Literal(_) => {}
+            }
+        }
+    }
+    let mut names = HashSet::new();
+    for expr in exprs {
+        walk(quote!(#expr), &mut names);
+    }
+    names
+}
+
+/// What the property expressions need bound that an `#[async_trait]`
+/// method's signature does not bind: it renames a pattern parameter to
+/// `__arg1` and binds the pattern inside the future it returns
+/// (`Box::pin(async move { … let (host, port) = { let __arg1 = __arg1;
+/// __arg1 }; … })`). The same patterns are bound here by reference, for
+/// the properties only. Only that exact form is recognised.
 pub(crate) fn unpacked(sig: &Signature, body: &Body) -> TokenStream {
     let params: HashSet<String> = sig
         .inputs
         .iter()
         .filter_map(|input| match input {
-            FnArg::Receiver(_) => None,
             FnArg::Typed(typed) => match &*typed.pat {
                 Pat::Ident(binding) => Some(binding.ident.to_string()),
                 _ => None,
             },
+            FnArg::Receiver(_) => None,
         })
         .collect();
     let Some(Stmt::Expr(Expr::Call(call), None)) = body.stmts.last() else {
@@ -112,7 +236,7 @@ pub(crate) fn unpacked(sig: &Signature, body: &Body) -> TokenStream {
             };
             let ident = moved_parameter(&local.init.as_ref()?.expr)?;
             params.contains(&ident.to_string()).then(|| {
-                let pat = &local.pat;
+                let pat = by_reference(&local.pat);
                 quote! { let #pat = &#ident; }
             })
         })
@@ -121,71 +245,90 @@ pub(crate) fn unpacked(sig: &Signature, body: &Body) -> TokenStream {
         return TokenStream::new();
     }
     quote! {
-        #[allow(unused_variables, unused_mut)]
+        #[allow(unused_variables)]
         #(#lets)*
     }
 }
 
-/// The parameter an initializer moves: `__arg1`, or `{ let __arg1 =
-/// __arg1; __arg1 }`.
+/// The parameter that `{ let __arg1 = __arg1; __arg1 }` moves.
 fn moved_parameter(expr: &Expr) -> Option<&Ident> {
-    match expr {
-        Expr::Path(path) => path.path.get_ident(),
-        Expr::Block(block) => match block.block.stmts.last()? {
-            Stmt::Expr(Expr::Path(path), None) => path.path.get_ident(),
-            _ => None,
-        },
-        _ => None,
-    }
+    let Expr::Block(block) = expr else {
+        return None;
+    };
+    let [Stmt::Local(local), Stmt::Expr(Expr::Path(tail), None)] = &block.block.stmts[..] else {
+        return None;
+    };
+    let Pat::Ident(bound) = &local.pat else {
+        return None;
+    };
+    let Expr::Path(source) = &*local.init.as_ref()?.expr else {
+        return None;
+    };
+    let ident = tail.path.get_ident()?;
+    (bound.ident == *ident && source.path.get_ident() == Some(ident)).then_some(ident)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn rebound(source: &str) -> (String, String) {
+    fn rebound(source: &str, in_properties: &[&str]) -> (String, String, String) {
         let func = crate::item::parse(source.parse().expect("tokens")).expect("function");
-        let (sig, statements) = rebind(&func.sig);
-        (quote!(#sig).to_string(), statements.to_string())
+        let names = in_properties.iter().map(ToString::to_string).collect();
+        let params = params(&func.sig, &names);
+        let sig = &params.sig;
+        (
+            quote!(#sig).to_string(),
+            params.rebind.to_string(),
+            params.for_properties.to_string(),
+        )
     }
 
     #[test]
-    fn every_binding_is_bound_again_in_order_with_its_mut_inside() {
-        let (sig, statements) = rebound(
-            "fn f(&self, first: A, mut second: B, (a, ref b): (C, D), S { x, y: mut z }: S, _: E) {}",
+    fn every_parameter_is_moved_in_order_and_patterns_whole() {
+        let (sig, rebind, for_properties) = rebound(
+            "fn f(&self, first: A, mut second: B, (a, _): (C, D), _: E, #[cfg(x)] g: G) {}",
+            &["a"],
         );
         assert_eq!(
             sig,
-            "fn f (& self , first : A , second : B , (a , ref b) : (C , D) , S { x , y : z } : S , \
-             _devsy_arg5 : E)"
+            "fn f (& self , first : A , second : B , _devsy_arg3 : (C , D) , _devsy_arg4 : E , \
+             # [cfg (x)] g : G)"
         );
-        let lets: Vec<&str> = statements
-            .split(';')
-            .filter_map(|s| s.find("let ").map(|at| &s[at..]))
-            .collect();
         assert_eq!(
-            lets,
-            [
-                "let first = first ",
-                "let mut second = second ",
-                "let a = a ",
-                "let b = b ",
-                "let x = x ",
-                "let mut z = z ",
-                "let _devsy_arg5 = _devsy_arg5 "
-            ]
+            rebind,
+            "let _ = & self ; let first = first ; let mut second = second ; \
+             let _devsy_arg3 = _devsy_arg3 ; # [allow (unused_variables)] let (a , _) = _devsy_arg3 ; \
+             let _devsy_arg4 = _devsy_arg4 ; # [cfg (x)] let g = g ;"
         );
+        assert_eq!(
+            for_properties,
+            "# [allow (unused_variables)] let (a , _) = & _devsy_arg3 ;"
+        );
+    }
+
+    #[test]
+    fn bound_by_reference_without_mut_ref_or_type() {
+        let pat = |s: &str| {
+            let pat = Pat::parse_single.parse_str(s).expect("pattern");
+            let stripped = by_reference(&pat);
+            quote!(#stripped).to_string()
+        };
+        use syn::parse::Parser as _;
+        assert_eq!(pat("(mut a, ref b)"), "(a , b)");
+        assert_eq!(pat("S { x, y: ref mut z }"), "S { x , y : z }");
     }
 
     #[test]
     fn async_trait_patterns_are_bound_by_reference_for_the_properties() {
         let func = crate::item::parse(
-            "fn connect<'a>(&'a self, __arg1: (String, u16)) -> Pin<Box<dyn Future<Output = ()> + Send + 'a>> {
+            "fn connect<'a>(&'a self, __arg1: (String, u16), host2: String) -> Pin<Box<dyn Future<Output = ()> + Send + 'a>> {
                 Box::pin(async move {
                     if let Some(r) = None::<()> { return r; }
                     let __self = self;
-                    let (host, _port) = { let __arg1 = __arg1; __arg1 };
-                    let other = 1;
+                    let (mut host, _port) = { let __arg1 = __arg1; __arg1 };
+                    let host2 = host2;
+                    let n: u8 = 1;
                 })
             }"
             .parse()
@@ -193,7 +336,9 @@ mod tests {
         )
         .expect("function");
         let lets = unpacked(&func.sig, &func.body).to_string();
-        assert!(lets.contains("let (host , _port) = & __arg1 ;"), "{lets}");
-        assert!(!lets.contains("other"), "{lets}");
+        assert_eq!(
+            lets,
+            "# [allow (unused_variables)] let (host , _port) = & __arg1 ;"
+        );
     }
 }

@@ -25,8 +25,9 @@ use crate::queue::Props;
 pub const CANCELLED: &str = "cancelled";
 
 /// A command of generated code, not yet decided: its name, and the
-/// properties its attribute gives. Made at the call; a sync command starts
-/// it there, an async one at its first poll.
+/// properties its attribute gives. Made when the function is entered (the
+/// call; for an `async fn`, its first poll); a sync command starts it
+/// there, a future at its first poll.
 #[must_use]
 pub struct Deferred {
     name: &'static str,
@@ -192,7 +193,7 @@ impl<F: Future> Future for Instrumented<F> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let this = self.project();
-        if let State::Pending(_) = this.state
+        if matches!(this.state, State::Pending(_))
             && let State::Pending(command) = std::mem::replace(this.state, State::Done)
             && let Some(span) = command.start()
         {
@@ -239,8 +240,8 @@ pub fn boxed<B: BoxedCommand>(command: Deferred, future: B) -> B {
 }
 
 /// A boxed future of a command outcome: `Pin<Box<dyn Future<Output = O>
-/// (+ Send) + 'a>>`, which is also what `BoxFuture` and `LocalBoxFuture`
-/// name.
+/// (+ Send (+ Sync)) + 'a>>`, which is also what `BoxFuture` and
+/// `LocalBoxFuture` name.
 #[diagnostic::on_unimplemented(
     message = "`{Self}` is not a boxed future of a command outcome",
     label = "`#[telemetry_command]` cannot tell success from failure for this future's output",
@@ -253,6 +254,17 @@ pub trait BoxedCommand: Sized {
 }
 
 impl<'a, O: CommandOutcome + 'a> BoxedCommand for Pin<Box<dyn Future<Output = O> + Send + 'a>> {
+    fn instrument(self, command: Deferred) -> Self {
+        if global::is_disabled() {
+            return self;
+        }
+        Box::pin(Instrumented::new(command, self))
+    }
+}
+
+impl<'a, O: CommandOutcome + 'a> BoxedCommand
+    for Pin<Box<dyn Future<Output = O> + Send + Sync + 'a>>
+{
     fn instrument(self, command: Deferred) -> Self {
         if global::is_disabled() {
             return self;
@@ -274,7 +286,7 @@ impl<'a, O: CommandOutcome + 'a> BoxedCommand for Pin<Box<dyn Future<Output = O>
 /// bound the instrumented function puts on its return type, so `cargo
 /// clippy` reports what `cargo build` would.
 #[inline]
-pub const fn outcome<T: CommandOutcome + ?Sized>() {}
+pub const fn outcome<T: CommandOutcome>() {}
 
 /// As [`outcome`], for a function that returns a boxed future.
 #[inline]

@@ -134,6 +134,21 @@ fn a_future_made_before_start_and_polled_after_counts_in_every_shape() {
     assert_eq!(events[0]["event"]["properties"]["provider"], "box");
 }
 
+#[telemetry_command("sync box")]
+fn a_send_and_sync_box() -> Pin<Box<dyn Future<Output = Result<(), String>> + Send + Sync>> {
+    Box::pin(async { Err("refused".to_string()) })
+}
+
+#[test]
+fn a_send_and_sync_boxed_future_is_instrumented_too() {
+    let (output, events) = record(QUICK, || block_on(a_send_and_sync_box()));
+    assert_eq!(output, Err("refused".into()));
+    assert_eq!(
+        summary(&events),
+        [start("sync box"), failed("sync box", "refused")]
+    );
+}
+
 #[test]
 fn a_future_first_polled_after_telemetry_ended_records_nothing() {
     let (future, events) = record(QUICK, || a_box_future_alias(false));
@@ -175,7 +190,6 @@ macro_rules! twins {
             #[telemetry_command]
             fn $name($($params)*) -> $ret $body
 
-            // The attribute loses `unnecessary_wraps` (see the lint test).
             #[allow(clippy::unnecessary_wraps)]
             $(#[$attr])*
             fn $plain($($params)*) -> $ret $body
@@ -194,6 +208,16 @@ twins! {
         let _: &mut Noisy = &mut third;
         Ok(())
     }
+    #[allow(clippy::needless_pass_by_value)]
+    fn later_pattern_drops / later_pattern_drops_plain(_first: Noisy, (second, _): (Noisy, Noisy)) -> Result<(), String> {
+        let _ = &second;
+        Ok(())
+    }
+    #[allow(clippy::needless_pass_by_value, clippy::toplevel_ref_arg)]
+    fn ref_drops / ref_drops_plain(ref _first: Noisy, second: Noisy, third: Noisy) -> Result<(), String> {
+        let _ = (&second, &third.0);
+        Ok(())
+    }
     fn future_drops / future_drops_plain(_first: Noisy, second: Noisy, third: Noisy) -> impl Future<Output = Result<(), String>> {
         let _ = &third.0;
         async move {
@@ -210,17 +234,35 @@ twins! {
     }
 }
 
+#[allow(clippy::unused_async)]
 #[telemetry_command]
 async fn async_drops(_first: Noisy, second: Noisy, third: Noisy) -> Result<(), String> {
     let _ = (&second, &third.0);
     Ok(())
 }
 
-// The attribute loses `unused_async` (see the lint test).
 #[allow(clippy::unused_async)]
 async fn async_drops_plain(_first: Noisy, second: Noisy, third: Noisy) -> Result<(), String> {
     let _ = (&second, &third.0);
     Ok(())
+}
+
+/// A receiver with fields of its own, read only by their destructors.
+#[allow(dead_code)]
+struct Fields(Noisy, Noisy, Noisy);
+
+impl Fields {
+    #[telemetry_command]
+    fn first_used(self) -> Result<(), String> {
+        let _ = &self.0;
+        Ok(())
+    }
+
+    #[allow(clippy::unnecessary_wraps)]
+    fn first_used_plain(self) -> Result<(), String> {
+        let _ = &self.0;
+        Ok(())
+    }
 }
 
 /// The order `run` dropped the three parameters in.
@@ -234,7 +276,7 @@ fn order(run: impl FnOnce(Noisy, Noisy, Noisy)) -> Vec<&'static str> {
 #[test]
 fn parameters_drop_in_the_order_they_would_without_the_attribute() {
     let ((), events) = record(QUICK, || {
-        let cases: [(&str, Vec<&str>, Vec<&str>); 5] = [
+        let cases: [(&str, Vec<&str>, Vec<&str>); 8] = [
             (
                 "sync",
                 order(|a, b, c| drop(sync_drops(a, b, c))),
@@ -244,6 +286,21 @@ fn parameters_drop_in_the_order_they_would_without_the_attribute() {
                 "sync pattern",
                 order(|a, b, c| drop(sync_pattern_drops((a, b), c))),
                 order(|a, b, c| drop(sync_pattern_drops_plain((a, b), c))),
+            ),
+            (
+                "a pattern that leaves a part, after another parameter",
+                order(|a, b, c| drop(later_pattern_drops(a, (b, c)))),
+                order(|a, b, c| drop(later_pattern_drops_plain(a, (b, c)))),
+            ),
+            (
+                "ref",
+                order(|a, b, c| drop(ref_drops(a, b, c))),
+                order(|a, b, c| drop(ref_drops_plain(a, b, c))),
+            ),
+            (
+                "self by value, one field used",
+                order(|a, b, c| drop(Fields(a, b, c).first_used())),
+                order(|a, b, c| drop(Fields(a, b, c).first_used_plain())),
             ),
             (
                 "async fn",
@@ -266,7 +323,37 @@ fn parameters_drop_in_the_order_they_would_without_the_attribute() {
             assert_eq!(with.len(), 3, "{shape}");
         }
     });
-    assert_eq!(events.len(), 5, "each instrumented call recorded its start");
+    assert_eq!(events.len(), 8, "each instrumented call recorded its start");
+}
+
+// ---- a parameter used only in a property is used -------------------------
+
+// Under `deny(warnings)`: none of these parameters is unused.
+#[telemetry_command(provider = name)]
+fn only_in_a_property(name: &str) {}
+
+#[telemetry_command(provider = name, ide = ide)]
+async fn only_in_properties_async(name: String, (ide, _): (&str, u8)) {}
+
+#[telemetry_command(provider = name)]
+fn only_in_a_property_boxed(name: String) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+    Box::pin(async {})
+}
+
+#[test]
+fn a_parameter_used_only_in_a_property_is_used_and_recorded() {
+    let ((), events) = record(QUICK, || {
+        only_in_a_property("docker");
+        block_on(only_in_properties_async("ssh".into(), ("vim", 1)));
+        block_on(only_in_a_property_boxed("kubernetes".into()));
+    });
+    let property = |i: usize, key: &str| events[i]["event"]["properties"][key].clone();
+    assert_eq!(property(0, "provider"), "docker");
+    assert_eq!(
+        (property(1, "provider"), property(1, "ide")),
+        ("ssh".into(), "vim".into())
+    );
+    assert_eq!(property(2, "provider"), "kubernetes");
 }
 
 // ---- a future dropped before it completes is a cancelled command ---------

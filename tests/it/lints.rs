@@ -1,7 +1,10 @@
 //! The user's code gets exactly the lints it gets without the attribute:
 //! clippy (default and pedantic groups, and a few restriction lints) runs
-//! on the fixture crate `tests/lint_fixture` twice, with the attribute and
-//! compiled out, and the lints must be the same, line by line.
+//! on the fixture crate `tests/lint_fixture` three times: with the
+//! attribute, compiled out, and with the attribute's lines blanked out (the
+//! code as written without it). The lints must be the same, line by line.
+//! And `cargo check` with the attribute, which builds the instrumented
+//! code clippy does not see, must give the same rustc lints.
 //!
 //! The fixture is copied to a temporary directory with a manifest that
 //! points at this repository, and checked with its own target dir under
@@ -23,8 +26,9 @@ fn repository() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// The fixture, ready to check, in `dir`.
-fn fixture(dir: &Path) {
+/// The fixture, ready to check, in `dir`; `blank_attribute`: with the
+/// attribute's lines (and its `use`) empty.
+fn fixture(dir: &Path, blank_attribute: bool) {
     let root = repository();
     let manifest = format!(
         r#"[package]
@@ -54,21 +58,37 @@ panic = "warn"
     std::fs::create_dir_all(dir.join("src")).expect("fixture dir");
     std::fs::write(dir.join("Cargo.toml"), manifest).expect("fixture manifest");
     std::fs::copy(root.join("Cargo.lock"), dir.join("Cargo.lock")).expect("lock file");
-    std::fs::copy(
-        root.join("tests/lint_fixture/src/lib.rs"),
-        dir.join("src/lib.rs"),
-    )
-    .expect("fixture source");
+    let source = std::fs::read_to_string(root.join("tests/lint_fixture/src/lib.rs"))
+        .expect("fixture source");
+    let source = if blank_attribute {
+        let lines: Vec<&str> = source
+            .lines()
+            .map(|line| {
+                let code = line.trim_start();
+                if code.starts_with("#[telemetry_command")
+                    || code == "use devsy_telemetry::telemetry_command;"
+                {
+                    ""
+                } else {
+                    line
+                }
+            })
+            .collect();
+        lines.join("\n") + "\n"
+    } else {
+        source
+    };
+    std::fs::write(dir.join("src/lib.rs"), source).expect("fixture source");
 }
 
-/// Each lint clippy reports on the fixture's source, by line: how many
-/// times it fires there.
-fn lints(dir: &Path, telemetry: bool) -> BTreeMap<(u64, String), usize> {
+/// Each lint `cargo <tool>` (clippy or check) reports on the fixture's
+/// source, by line: how many times it fires there.
+fn lints(dir: &Path, tool: &str, telemetry: bool) -> BTreeMap<(u64, String), usize> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut command = Command::new(cargo);
     command
         .current_dir(dir)
-        .args(["clippy", "--offline", "--quiet", "--message-format=json"])
+        .args([tool, "--offline", "--quiet", "--message-format=json"])
         .arg("--target-dir")
         .arg(repository().join("target/lint-fixture"));
     if telemetry {
@@ -84,7 +104,7 @@ fn lints(dir: &Path, telemetry: bool) -> BTreeMap<(u64, String), usize> {
     let output = wait_bounded(child, CLIPPY_LIMIT);
     assert!(
         output.status.success(),
-        "cargo clippy failed (telemetry: {telemetry}):\n{}",
+        "cargo {tool} failed (telemetry: {telemetry}):\n{}",
         String::from_utf8_lossy(&output.stderr)
     );
     let mut found = BTreeMap::new();
@@ -114,8 +134,8 @@ fn lints(dir: &Path, telemetry: bool) -> BTreeMap<(u64, String), usize> {
 #[test]
 fn clippy_finds_the_same_lints_with_the_attribute_and_without() {
     let dir = tempfile::tempdir().expect("temp dir");
-    fixture(dir.path());
-    let without = lints(dir.path(), false);
+    fixture(dir.path(), true);
+    let plain = lints(dir.path(), "clippy", false);
     // The fixture draws what it was written to draw: the comparison is
     // not between two empty lists.
     for expected in [
@@ -139,13 +159,34 @@ fn clippy_finds_the_same_lints_with_the_attribute_and_without() {
         "unused_variables",
     ] {
         assert!(
-            without.keys().any(|(_, code)| code == expected),
-            "the fixture no longer draws {expected}: {without:#?}"
+            plain.keys().any(|(_, code)| code == expected),
+            "the fixture no longer draws {expected}: {plain:#?}"
         );
     }
-    let with = lints(dir.path(), true);
+    fixture(dir.path(), false);
+    let with = lints(dir.path(), "clippy", true);
     assert_eq!(
-        with, without,
-        "with the attribute (left) and compiled out (right)"
+        with, plain,
+        "clippy with the attribute (left), without it (right)"
+    );
+    let compiled_out = lints(dir.path(), "clippy", false);
+    assert_eq!(
+        compiled_out, plain,
+        "clippy with the attribute compiled out (left), without it (right)"
+    );
+    // What rustc alone says of the instrumented code: the same as of the
+    // code without the attribute.
+    let rustc_only = |lints: &BTreeMap<(u64, String), usize>| -> BTreeMap<(u64, String), usize> {
+        lints
+            .iter()
+            .filter(|((_, code), _)| !code.starts_with("clippy::"))
+            .map(|(key, count)| (key.clone(), *count))
+            .collect()
+    };
+    let built = lints(dir.path(), "check", true);
+    assert_eq!(
+        rustc_only(&built),
+        rustc_only(&plain),
+        "rustc building the instrumented code (left), the code without the attribute (right)"
     );
 }

@@ -2,6 +2,8 @@
 //! shape, each drawing lints of its own. Clippy runs on it with the
 //! attribute and compiled out; the lints must be the same, line by line.
 //! Every lint below is the user's to get, so each is written on purpose.
+//! Each attribute is on one line: the test also checks the file with those
+//! lines blanked out, as the user would have written it without them.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -56,7 +58,15 @@ pub fn alias_unit() -> Nothing {
 
 #[telemetry_command(provider = provider)]
 pub fn unused_and_underscored(provider: &str, unused: u8, _seen: u8) -> Result<u8, String> {
-    Ok(_seen + 1)
+    Ok(_seen + u8::try_from(provider.len()).unwrap_or(0))
+}
+
+#[telemetry_command]
+pub fn item_first() -> Result<u8, String> {
+    use std::convert::identity;
+    const ONE: u8 = 1;
+    let two = identity(ONE) + 1;
+    Ok(two)
 }
 
 #[telemetry_command]
