@@ -6,60 +6,21 @@
 //! And `cargo check` with the attribute, which builds the instrumented
 //! code clippy does not see, must give the same rustc lints.
 //!
-//! The fixture is copied to a temporary directory with a manifest that
-//! points at this repository, and checked with its own target dir under
-//! this one, offline, with this workspace's lock file.
+//! The fixture is copied to a temporary crate (`support::fixture`).
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::Duration;
+use std::path::Path;
 
 use serde_json::Value;
 
-use crate::support::process::wait_bounded;
+use crate::support::fixture;
 
-/// Clippy's first run builds the facade's dependencies for checking.
-const CLIPPY_LIMIT: Duration = Duration::from_secs(600);
-
-fn repository() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// The fixture, ready to check, in `dir`; `blank_attribute`: with the
-/// attribute's lines (and its `use`) empty.
-fn fixture(dir: &Path, blank_attribute: bool) {
-    let root = repository();
-    let manifest = format!(
-        r#"[package]
-name = "lint-fixture"
-version = "0.0.0"
-edition = "2024"
-publish = false
-
-[workspace]
-
-[features]
-telemetry = ["devsy-telemetry/telemetry"]
-
-[dependencies]
-devsy-telemetry = {{ path = {root:?}, default-features = false }}
-async-trait = "0.1.89"
-
-[lints.clippy]
-pedantic = {{ level = "warn", priority = -1 }}
-print_stdout = "warn"
-print_stderr = "warn"
-todo = "warn"
-panic = "warn"
-"#,
-        root = root.display().to_string()
-    );
-    std::fs::create_dir_all(dir.join("src")).expect("fixture dir");
-    std::fs::write(dir.join("Cargo.toml"), manifest).expect("fixture manifest");
-    std::fs::copy(root.join("Cargo.lock"), dir.join("Cargo.lock")).expect("lock file");
-    let source = std::fs::read_to_string(root.join("tests/lint_fixture/src/lib.rs"))
-        .expect("fixture source");
+/// The fixture in `dir`; `blank_attribute`: with the attribute's lines
+/// (and its `use`) empty, as the code would be written without it.
+fn lint_fixture(dir: &Path, blank_attribute: bool) {
+    let source =
+        std::fs::read_to_string(fixture::repository().join("tests/lint_fixture/src/lib.rs"))
+            .expect("fixture source");
     let source = if blank_attribute {
         let lines: Vec<&str> = source
             .lines()
@@ -78,30 +39,27 @@ panic = "warn"
     } else {
         source
     };
-    std::fs::write(dir.join("src/lib.rs"), source).expect("fixture source");
+    let lints = r#"[lints.clippy]
+pedantic = { level = "warn", priority = -1 }
+print_stdout = "warn"
+print_stderr = "warn"
+todo = "warn"
+panic = "warn"
+"#;
+    fixture::write(dir, "2024", "src/lib.rs", &source, lints);
 }
 
 /// Each lint `cargo <tool>` (clippy or check) reports on the fixture's
 /// source, by line: how many times it fires there.
 fn lints(dir: &Path, tool: &str, telemetry: bool) -> BTreeMap<(u64, String), usize> {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let mut command = Command::new(cargo);
-    command
-        .current_dir(dir)
-        .args([tool, "--offline", "--quiet", "--message-format=json"])
-        .arg("--target-dir")
-        .arg(repository().join("target/lint-fixture"));
-    if telemetry {
-        command.args(["--features", "telemetry"]);
-    }
-    let child = command
-        .env_remove("RUSTFLAGS")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run cargo clippy");
-    let output = wait_bounded(child, CLIPPY_LIMIT);
+    let features: &[&str] = if telemetry {
+        &["--features", "telemetry"]
+    } else {
+        &[]
+    };
+    let mut args = vec![tool, "--message-format=json"];
+    args.extend_from_slice(features);
+    let output = fixture::cargo(dir, &args);
     assert!(
         output.status.success(),
         "cargo {tool} failed (telemetry: {telemetry}):\n{}",
@@ -134,7 +92,7 @@ fn lints(dir: &Path, tool: &str, telemetry: bool) -> BTreeMap<(u64, String), usi
 #[test]
 fn clippy_finds_the_same_lints_with_the_attribute_and_without() {
     let dir = tempfile::tempdir().expect("temp dir");
-    fixture(dir.path(), true);
+    lint_fixture(dir.path(), true);
     let plain = lints(dir.path(), "clippy", false);
     // The fixture draws what it was written to draw: the comparison is
     // not between two empty lists.
@@ -163,7 +121,7 @@ fn clippy_finds_the_same_lints_with_the_attribute_and_without() {
             "the fixture no longer draws {expected}: {plain:#?}"
         );
     }
-    fixture(dir.path(), false);
+    lint_fixture(dir.path(), false);
     let with = lints(dir.path(), "clippy", true);
     assert_eq!(
         with, plain,

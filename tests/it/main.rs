@@ -20,6 +20,7 @@ mod context_store;
 mod courier;
 mod delivery;
 mod devsy_cli;
+mod editions;
 mod fault_server;
 mod faults;
 mod invisible;
