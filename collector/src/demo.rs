@@ -142,6 +142,8 @@ pub fn run(devsy: Option<PathBuf>, quick: bool) -> Result<(), Box<dyn std::error
         listen: ([127, 0, 0, 1], 0).into(),
         db: db.clone(),
         durability: Durability::Normal,
+        limits: crate::listener::Limits::default(),
+        body_budget: crate::server::DEFAULT_BODY_BUDGET,
     };
     let (address_tx, address_rx) = mpsc::channel();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

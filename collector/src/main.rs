@@ -8,6 +8,8 @@
 
 mod demo;
 mod ingest;
+mod listener;
+mod log;
 mod report;
 mod server;
 mod store;
@@ -16,7 +18,7 @@ use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use clap::{Parser, Subcommand};
 
@@ -27,6 +29,51 @@ use clap::{Parser, Subcommand};
 struct Cli {
     #[command(subcommand)]
     command: Command,
+}
+
+/// What a client of the public endpoint may take.
+#[derive(Debug, clap::Args)]
+struct LimitArgs {
+    /// A request's head must arrive within this many seconds; an idle
+    /// keep-alive connection is closed after it
+    #[arg(long, default_value_t = 10.0, value_name = "SECONDS", value_parser = seconds)]
+    header_timeout: f64,
+    /// A request's body must arrive within this many seconds
+    #[arg(long, default_value_t = 20.0, value_name = "SECONDS", value_parser = seconds)]
+    body_deadline: f64,
+    /// Connections open at once; more are closed at accept (at most the
+    /// open-file limit, which is raised to its hard limit at start)
+    #[arg(long, default_value_t = 1024, value_name = "N")]
+    max_connections: usize,
+    /// Request bodies held in memory at once, in MiB; past it, 503
+    #[arg(long, default_value_t = 64, value_name = "MIB")]
+    body_budget: usize,
+    /// After SIGTERM, how many seconds requests in flight may take
+    #[arg(long, default_value_t = 5.0, value_name = "SECONDS", value_parser = seconds)]
+    shutdown_grace: f64,
+}
+
+fn seconds(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(s) if s.is_finite() && s > 0.0 && s <= 86_400.0 => Ok(s),
+        _ => Err(format!(
+            "'{text}' is not a number of seconds between 0 and 86400"
+        )),
+    }
+}
+
+impl LimitArgs {
+    fn options(&self) -> (listener::Limits, usize) {
+        (
+            listener::Limits {
+                header_timeout: Duration::from_secs_f64(self.header_timeout),
+                body_deadline: Duration::from_secs_f64(self.body_deadline),
+                max_connections: self.max_connections.max(1),
+                shutdown_grace: Duration::from_secs_f64(self.shutdown_grace),
+            },
+            self.body_budget.max(1).saturating_mul(1024 * 1024),
+        )
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -43,6 +90,8 @@ enum Command {
         /// killed; `full` survives a power loss too, at one fsync per batch
         #[arg(long, value_enum, default_value = "normal")]
         durability: store::Durability,
+        #[command(flatten)]
+        limits: LimitArgs,
     },
     /// Print what the stored events say
     Report {
@@ -75,14 +124,15 @@ fn main() -> ExitCode {
             listen,
             db,
             durability,
-        } => serve(listen, db, durability),
+            limits,
+        } => serve(listen, db, durability, &limits),
         Command::Report { db, since, json } => report(&db, since.as_deref(), json),
         Command::Demo { devsy, quick } => demo::run(devsy, quick),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("devsy-collector: {error}");
+            log::log(&error.to_string());
             ExitCode::FAILURE
         }
     }
@@ -92,28 +142,35 @@ fn serve(
     listen: SocketAddr,
     db: PathBuf,
     durability: store::Durability,
+    limits: &LimitArgs,
 ) -> Result<(), Box<dyn std::error::Error>> {
+    let (limits, body_budget) = limits.options();
     let options = server::Options {
         listen,
         db,
         durability,
+        limits,
+        body_budget,
     };
     let summary = server::serve(
         &options,
         |address| {
-            // The first line of output, for scripts and tests to read the port.
-            println!(
+            // The first line of output, for scripts and tests to read the
+            // port; a closed stdout is not a reason to stop.
+            let mut stdout = std::io::stdout().lock();
+            let _ = writeln!(
+                stdout,
                 "listening on http://{address} (database {})",
                 options.db.display()
             );
-            let _ = std::io::stdout().flush();
+            let _ = stdout.flush();
         },
         server::signal,
     )?;
-    eprintln!(
-        "devsy-collector: stopped; events stored since start: {}",
+    log::log(&format!(
+        "stopped; events stored since start: {}",
         summary.stored
-    );
+    ));
     Ok(())
 }
 

@@ -1,14 +1,16 @@
 //! `serve`: the HTTP side. `POST /v1/insert` checks a batch in full, hands
 //! it to the writer and answers only once it is committed; `GET /healthz`
-//! says the service is up. SIGINT and SIGTERM stop taking connections and
-//! finish the requests in flight before the process exits.
+//! says whether the collector can store. SIGINT and SIGTERM stop taking
+//! connections and finish the requests in flight, for a bounded time,
+//! before the process exits. How connections are accepted, capped and
+//! timed out is `listener`'s.
 
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use axum::Router;
 use axum::body::{Body, to_bytes};
@@ -17,10 +19,12 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use http_body_util::LengthLimitError;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Semaphore, mpsc, oneshot};
 
 use crate::ingest::{self, MAX_BODY};
-use crate::store::{self, Durability, Job};
+use crate::listener::{self, Limits};
+use crate::log::log;
+use crate::store::{self, Durability, Health, Job};
 
 /// Where and how to serve.
 #[derive(Debug, Clone)]
@@ -28,12 +32,26 @@ pub struct Options {
     pub listen: SocketAddr,
     pub db: PathBuf,
     pub durability: Durability,
+    pub limits: Limits,
+    /// Request bodies held in memory at once, in bytes, across all
+    /// connections; a request that would pass it is answered 503.
+    pub body_budget: usize,
 }
+
+/// The default of [`Options::body_budget`]: 64 bodies of the largest size.
+pub const DEFAULT_BODY_BUDGET: usize = 64 * MAX_BODY;
+
+/// How long a client asked to wait for memory should wait (`Retry-After`).
+const RETRY_AFTER_BUSY: Duration = Duration::from_secs(2);
 
 #[derive(Clone)]
 struct App {
     writer: mpsc::Sender<Job>,
+    health: Arc<Health>,
     stored: Arc<AtomicU64>,
+    /// The body budget, in KiB (a semaphore counts in `u32`).
+    budget: Arc<Semaphore>,
+    body_deadline: Duration,
 }
 
 /// A JSON answer with its status.
@@ -77,7 +95,31 @@ async fn insert(State(app): State<App>, headers: HeaderMap, body: Body) -> Respo
     if declared.is_some_and(|n| n > MAX_BODY as u64) {
         return too_large();
     }
-    let bytes = match to_bytes(body, MAX_BODY).await {
+    // Memory for the body is reserved before it is read: a flood of slow
+    // uploads waits for none of it, it is told to come back.
+    let reserve = declared.map_or(MAX_BODY, |n| usize::try_from(n).unwrap_or(MAX_BODY));
+    let kib = u32::try_from(reserve.div_ceil(1024))
+        .unwrap_or(u32::MAX)
+        .max(1);
+    let Ok(_reserved) = Arc::clone(&app.budget).try_acquire_many_owned(kib) else {
+        return retry_later(
+            StatusCode::SERVICE_UNAVAILABLE,
+            RETRY_AFTER_BUSY,
+            "too many request bodies in memory; try again",
+        );
+    };
+    let read = tokio::time::timeout(app.body_deadline, to_bytes(body, MAX_BODY)).await;
+    let Ok(read) = read else {
+        let mut response = problem(
+            StatusCode::REQUEST_TIMEOUT,
+            &format!("the body did not arrive within {:?}", app.body_deadline),
+        );
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        return response;
+    };
+    let bytes = match read {
         Ok(bytes) => bytes,
         Err(error) => {
             // Nothing is stored either way.
@@ -123,6 +165,15 @@ async fn insert(State(app): State<App>, headers: HeaderMap, body: Body) -> Respo
     }
 }
 
+/// `status` with `Retry-After` in whole seconds, which the runtime honours.
+fn retry_later(status: StatusCode, after: Duration, error: &str) -> Response {
+    let mut response = problem(status, error);
+    if let Ok(value) = HeaderValue::from_str(&after.as_secs().max(1).to_string()) {
+        response.headers_mut().insert(header::RETRY_AFTER, value);
+    }
+    response
+}
+
 fn too_large() -> Response {
     problem(
         StatusCode::PAYLOAD_TOO_LARGE,
@@ -130,8 +181,14 @@ fn too_large() -> Response {
     )
 }
 
-async fn healthz() -> Response {
-    answer(StatusCode::OK, &serde_json::json!({ "status": "ok" }))
+async fn healthz(State(app): State<App>) -> Response {
+    match app.health.problem() {
+        None => answer(StatusCode::OK, &serde_json::json!({ "status": "ok" })),
+        Some(reason) => answer(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &serde_json::json!({ "status": "unavailable", "reason": reason }),
+        ),
+    }
 }
 
 async fn not_found() -> Response {
@@ -178,38 +235,64 @@ where
     F: Future<Output = ()> + Send + 'static,
 {
     let conn = store::open_for_writing(&options.db, options.durability)?;
+    let open_files = listener::raise_open_files().unwrap_or_else(|e| {
+        log(&format!("cannot raise the open-file limit: {e}"));
+        u64::MAX
+    });
+    let mut limits = options.limits.clone();
+    let cap = listener::cap_for(open_files, limits.max_connections);
+    if cap < limits.max_connections {
+        log(&format!(
+            "at most {cap} connections, not {}: the open-file limit is {open_files}",
+            limits.max_connections
+        ));
+        limits.max_connections = cap;
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_io()
         .enable_time()
         .thread_name("collector-http")
         .build()?;
-    let listener = runtime
+    let tcp = runtime
         .block_on(tokio::net::TcpListener::bind(options.listen))
         .map_err(|e| format!("cannot listen on {}: {e}", options.listen))?;
-    let address = listener.local_addr()?;
-    let (writer, handle) = store::spawn_writer(conn)?;
+    let address = tcp.local_addr()?;
+    let writer = store::spawn_writer(conn)?;
     let stored = Arc::new(AtomicU64::new(0));
+    let budget_kib = u32::try_from(options.body_budget.div_ceil(1024))
+        .unwrap_or(u32::MAX)
+        .max(1);
     let app = router(App {
-        writer,
+        writer: writer.jobs,
+        health: Arc::clone(&writer.health),
         stored: Arc::clone(&stored),
+        budget: Arc::new(Semaphore::new(budget_kib as usize)),
+        body_deadline: limits.body_deadline,
     });
-    let shutdown = {
+    let signalled = {
         let _runtime = runtime.enter();
         shutdown()
     };
     ready(address);
-    let served = runtime.block_on(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown)
-            .await
+    let mut writer_stopped = writer.stopped;
+    let writer_gone = runtime.block_on(async {
+        let mut gone = false;
+        let stop = async {
+            tokio::select! {
+                () = signalled => {}
+                _ = &mut writer_stopped => gone = true,
+            }
+        };
+        listener::serve(tcp, app, &limits, stop).await;
+        gone
     });
-    // Every request has been answered and the router (with its senders) is
+    // Every connection is closed and the router (with its senders) is
     // gone: the writer drains what it was given and stops.
     drop(runtime);
-    if handle.join().is_err() {
-        return Err("the database writer panicked".into());
+    let joined = writer.thread.join();
+    if writer_gone || joined.is_err() {
+        return Err("the database writer stopped; what it acknowledged is stored".into());
     }
-    served?;
     Ok(Summary {
         stored: stored.load(Ordering::Relaxed),
     })
@@ -227,14 +310,14 @@ pub fn signal() -> impl Future<Output = ()> + Send + 'static {
     );
     async move {
         let (Ok(mut interrupt), Ok(mut terminate)) = watched else {
-            eprintln!("devsy-collector: cannot watch for signals; stop it with SIGKILL");
+            log("cannot watch for signals; stop it with SIGKILL");
             return std::future::pending().await;
         };
         tokio::select! {
             _ = interrupt.recv() => {}
             _ = terminate.recv() => {}
         }
-        eprintln!("devsy-collector: stopping: finishing the requests in flight");
+        log("stopping: finishing the requests in flight");
     }
 }
 
@@ -243,9 +326,9 @@ pub fn signal() -> impl Future<Output = ()> + Send + 'static {
 pub fn signal() -> impl Future<Output = ()> + Send + 'static {
     async {
         if tokio::signal::ctrl_c().await.is_err() {
-            eprintln!("devsy-collector: cannot watch for Ctrl-C");
+            log("cannot watch for Ctrl-C");
             return std::future::pending().await;
         }
-        eprintln!("devsy-collector: stopping: finishing the requests in flight");
+        log("stopping: finishing the requests in flight");
     }
 }

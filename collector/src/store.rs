@@ -8,12 +8,15 @@
 
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rusqlite::{Connection, OpenFlags, params};
 use tokio::sync::{mpsc, oneshot};
 
 use devsy_telemetry_wire::EventKey;
+
+use crate::log::log;
 
 /// The schema this build writes; a database from a newer build is refused.
 const SCHEMA_VERSION: i64 = 1;
@@ -278,28 +281,86 @@ pub struct Job {
 /// Batches waiting for the writer; beyond this, requests wait to enqueue.
 const QUEUE: usize = 256;
 
+/// Whether the writer can store: `/healthz` says so, with the reason.
+#[derive(Debug, Default)]
+pub struct Health {
+    problem: std::sync::Mutex<Option<String>>,
+}
+
+impl Health {
+    /// `None` when the last batch was stored (or none came yet); else why
+    /// it was not.
+    pub fn problem(&self) -> Option<String> {
+        self.problem
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    fn set(&self, problem: Option<String>) {
+        *self
+            .problem
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = problem;
+    }
+}
+
+/// The writer thread, and how to tell that it stopped.
+pub struct Writer {
+    pub jobs: mpsc::Sender<Job>,
+    pub health: Arc<Health>,
+    pub thread: std::thread::JoinHandle<()>,
+    /// Resolves when the thread ends, however it ends.
+    pub stopped: oneshot::Receiver<()>,
+}
+
 /// Starts the writer thread on `conn`. It stores jobs in order until every
-/// sender is dropped, then returns the connection's last error, if any.
-pub fn spawn_writer(
-    mut conn: Connection,
-) -> std::io::Result<(mpsc::Sender<Job>, std::thread::JoinHandle<()>)> {
-    let (tx, mut rx) = mpsc::channel::<Job>(QUEUE);
-    let handle = std::thread::Builder::new()
-        .name("collector-writer".into())
-        .spawn(move || {
-            while let Some(job) = rx.blocking_recv() {
-                let result = insert(&mut conn, &job.rows).map_err(|e| e.to_string());
-                if let Err(e) = &result {
-                    eprintln!("devsy-collector: storing a batch failed: {e}");
+/// sender is dropped. A batch that cannot be stored is answered with the
+/// error and marks the writer unhealthy until one is stored again; a
+/// panic while storing (none is known) ends the thread, which `stopped`
+/// reports, so the collector exits instead of answering 503 forever.
+pub fn spawn_writer(mut conn: Connection) -> std::io::Result<Writer> {
+    let (jobs, mut rx) = mpsc::channel::<Job>(QUEUE);
+    let health = Arc::new(Health::default());
+    let (ended, stopped) = oneshot::channel();
+    let thread = {
+        let health = Arc::clone(&health);
+        std::thread::Builder::new()
+            .name("collector-writer".into())
+            .spawn(move || {
+                // Dropped however the thread ends: `stopped` resolves.
+                let _ended = ended;
+                while let Some(job) = rx.blocking_recv() {
+                    let stored = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        insert(&mut conn, &job.rows)
+                    }));
+                    let Ok(result) = stored else {
+                        health.set(Some("the database writer stopped".into()));
+                        let _ = job.reply.send(Err("the writer stopped".into()));
+                        return;
+                    };
+                    let result = result.map_err(|e| e.to_string());
+                    match &result {
+                        Ok(_) => health.set(None),
+                        Err(e) => {
+                            log(&format!("storing a batch failed: {e}"));
+                            health.set(Some(format!("storing failed: {e}")));
+                        }
+                    }
+                    // The client may have gone; what was committed stays.
+                    let _ = job.reply.send(result);
                 }
-                // The client may have gone; what was committed stays.
-                let _ = job.reply.send(result);
-            }
-            if let Err((_, e)) = conn.close() {
-                eprintln!("devsy-collector: closing the database: {e}");
-            }
-        })?;
-    Ok((tx, handle))
+                if let Err((_, e)) = conn.close() {
+                    log(&format!("closing the database: {e}"));
+                }
+            })?
+    };
+    Ok(Writer {
+        jobs,
+        health,
+        thread,
+        stopped,
+    })
 }
 
 #[cfg(test)]
