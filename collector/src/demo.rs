@@ -144,6 +144,7 @@ pub fn run(devsy: Option<PathBuf>, quick: bool) -> Result<(), Box<dyn std::error
         durability: Durability::Normal,
         limits: crate::listener::Limits::default(),
         body_budget: crate::server::DEFAULT_BODY_BUDGET,
+        max_db_bytes: crate::store::DEFAULT_MAX_BYTES,
     };
     let (address_tx, address_rx) = mpsc::channel();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

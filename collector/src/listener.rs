@@ -11,7 +11,7 @@
 use std::future::Future;
 use std::io;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::ConnectInfo;
@@ -22,7 +22,7 @@ use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 use tower::ServiceExt as _;
 
-use crate::log::log;
+use crate::log::{RateLimited, log};
 
 /// How long a client may take, and how many may be connected.
 #[derive(Debug, Clone)]
@@ -130,33 +130,6 @@ pub async fn serve(
             limits.shutdown_grace
         ));
         connections.abort_all();
-    }
-}
-
-/// A message logged at most once per period, with how many times it
-/// happened since the last time.
-struct RateLimited {
-    period: Duration,
-    last: Option<Instant>,
-    count: u64,
-}
-
-impl RateLimited {
-    fn new(period: Duration) -> Self {
-        Self {
-            period,
-            last: None,
-            count: 0,
-        }
-    }
-
-    fn log(&mut self, message: impl FnOnce(u64) -> String) {
-        self.count += 1;
-        if self.last.is_none_or(|last| last.elapsed() >= self.period) {
-            log(&message(self.count));
-            self.last = Some(Instant::now());
-            self.count = 0;
-        }
     }
 }
 

@@ -48,6 +48,10 @@ struct LimitArgs {
     /// Request bodies held in memory at once, in MiB; past it, 503
     #[arg(long, default_value_t = 64, value_name = "MIB")]
     body_budget: usize,
+    /// The largest the database may grow, in MiB; past it, ingest answers
+    /// 507 and the report still works
+    #[arg(long, default_value_t = 10 * 1024, value_name = "MIB")]
+    max_db_size: u64,
     /// After SIGTERM, how many seconds requests in flight may take
     #[arg(long, default_value_t = 5.0, value_name = "SECONDS", value_parser = seconds)]
     shutdown_grace: f64,
@@ -63,7 +67,7 @@ fn seconds(text: &str) -> Result<f64, String> {
 }
 
 impl LimitArgs {
-    fn options(&self) -> (listener::Limits, usize) {
+    fn options(&self) -> (listener::Limits, usize, u64) {
         (
             listener::Limits {
                 header_timeout: Duration::from_secs_f64(self.header_timeout),
@@ -72,6 +76,7 @@ impl LimitArgs {
                 shutdown_grace: Duration::from_secs_f64(self.shutdown_grace),
             },
             self.body_budget.max(1).saturating_mul(1024 * 1024),
+            self.max_db_size.max(1).saturating_mul(1024 * 1024),
         )
     }
 }
@@ -144,13 +149,14 @@ fn serve(
     durability: store::Durability,
     limits: &LimitArgs,
 ) -> Result<(), Box<dyn std::error::Error>> {
-    let (limits, body_budget) = limits.options();
+    let (limits, body_budget, max_db_bytes) = limits.options();
     let options = server::Options {
         listen,
         db,
         durability,
         limits,
         body_budget,
+        max_db_bytes,
     };
     let summary = server::serve(
         &options,

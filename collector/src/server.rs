@@ -24,7 +24,7 @@ use tokio::sync::{Semaphore, mpsc, oneshot};
 use crate::ingest::{self, MAX_BODY};
 use crate::listener::{self, Limits};
 use crate::log::log;
-use crate::store::{self, Durability, Health, Job};
+use crate::store::{self, Durability, Failure, Health, Job};
 
 /// Where and how to serve.
 #[derive(Debug, Clone)]
@@ -36,6 +36,8 @@ pub struct Options {
     /// Request bodies held in memory at once, in bytes, across all
     /// connections; a request that would pass it is answered 503.
     pub body_budget: usize,
+    /// The largest the database may grow, in bytes; past it, 507.
+    pub max_db_bytes: u64,
 }
 
 /// The default of [`Options::body_budget`]: 64 bodies of the largest size.
@@ -157,8 +159,12 @@ async fn insert(State(app): State<App>, headers: HeaderMap, body: Body) -> Respo
                 .fetch_add(stored.stored as u64, Ordering::Relaxed);
             answer(StatusCode::OK, &stored)
         }
+        Ok(Err(Failure::Full(_))) => problem(
+            StatusCode::INSUFFICIENT_STORAGE,
+            "the collector's database is full; the batch was not stored",
+        ),
         // Not stored: the client keeps the batch and tries again.
-        Ok(Err(_)) | Err(_) => problem(
+        Ok(Err(Failure::Other(_))) | Err(_) => problem(
             StatusCode::SERVICE_UNAVAILABLE,
             "the batch could not be stored; try again",
         ),
@@ -234,7 +240,7 @@ pub fn serve<F>(
 where
     F: Future<Output = ()> + Send + 'static,
 {
-    let conn = store::open_for_writing(&options.db, options.durability)?;
+    let conn = store::open_for_writing(&options.db, options.durability, options.max_db_bytes)?;
     let open_files = listener::raise_open_files().unwrap_or_else(|e| {
         log(&format!("cannot raise the open-file limit: {e}"));
         u64::MAX

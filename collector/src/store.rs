@@ -167,7 +167,11 @@ fn at(path: &Path) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
 
 /// Opens (creating if needed) the database for writing: WAL mode, the
 /// schema, and a check that it is not from a newer build.
-pub fn open_for_writing(path: &Path, durability: Durability) -> Result<Connection, StoreError> {
+pub fn open_for_writing(
+    path: &Path,
+    durability: Durability,
+    max_bytes: u64,
+) -> Result<Connection, StoreError> {
     let err = at(path);
     let conn = Connection::open(path).map_err(&err)?;
     conn.busy_timeout(Duration::from_secs(5)).map_err(&err)?;
@@ -198,8 +202,21 @@ pub fn open_for_writing(path: &Path, durability: Durability) -> Result<Connectio
     conn.execute_batch(SCHEMA).map_err(&err)?;
     conn.pragma_update(None, "user_version", SCHEMA_VERSION)
         .map_err(&err)?;
+    // The size cap: SQLite refuses to grow past it (SQLITE_FULL), and the
+    // insert that would is answered 507. A database already larger keeps
+    // its size and takes no more.
+    let page_size: u64 = conn
+        .query_row("PRAGMA page_size", [], |row| row.get(0))
+        .map_err(&err)?;
+    let pages = (max_bytes / page_size.max(512)).max(1);
+    conn.pragma_update(None, "max_page_count", pages)
+        .map_err(&err)?;
     Ok(conn)
 }
+
+/// The default largest database: a small deployment never meets it, a
+/// flood cannot fill the disk past it.
+pub const DEFAULT_MAX_BYTES: u64 = 10 * 1024 * 1024 * 1024;
 
 /// Opens an existing database read-only, for the report.
 pub fn open_for_reading(path: &Path) -> Result<Connection, StoreError> {
@@ -275,7 +292,35 @@ pub fn insert(conn: &mut Connection, rows: &[Row]) -> rusqlite::Result<Stored> {
 /// A batch for the writer, and where to send what became of it.
 pub struct Job {
     pub rows: Vec<Row>,
-    pub reply: oneshot::Sender<Result<Stored, String>>,
+    pub reply: oneshot::Sender<Result<Stored, Failure>>,
+}
+
+/// Why a batch was not stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Failure {
+    /// The database is at its size cap, or the disk is full: 507.
+    Full(String),
+    /// Anything else: 503, try again.
+    Other(String),
+}
+
+impl Failure {
+    fn of(error: &rusqlite::Error) -> Self {
+        let text = error.to_string();
+        match error.sqlite_error_code() {
+            Some(rusqlite::ErrorCode::DiskFull) => Self::Full(text),
+            _ => Self::Other(text),
+        }
+    }
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Full(e) => write!(f, "the database is full: {e}"),
+            Self::Other(e) => write!(f, "storing failed: {e}"),
+        }
+    }
 }
 
 /// Batches waiting for the writer; beyond this, requests wait to enqueue.
@@ -330,21 +375,23 @@ pub fn spawn_writer(mut conn: Connection) -> std::io::Result<Writer> {
             .spawn(move || {
                 // Dropped however the thread ends: `stopped` resolves.
                 let _ended = ended;
+                let mut failures = crate::log::RateLimited::new(std::time::Duration::from_secs(10));
                 while let Some(job) = rx.blocking_recv() {
                     let stored = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                         insert(&mut conn, &job.rows)
                     }));
                     let Ok(result) = stored else {
                         health.set(Some("the database writer stopped".into()));
-                        let _ = job.reply.send(Err("the writer stopped".into()));
+                        let failure = Failure::Other("the writer stopped".into());
+                        let _ = job.reply.send(Err(failure));
                         return;
                     };
-                    let result = result.map_err(|e| e.to_string());
+                    let result = result.map_err(|e| Failure::of(&e));
                     match &result {
                         Ok(_) => health.set(None),
-                        Err(e) => {
-                            log(&format!("storing a batch failed: {e}"));
-                            health.set(Some(format!("storing failed: {e}")));
+                        Err(failure) => {
+                            failures.log(|n| format!("{failure} ({n} batches)"));
+                            health.set(Some(failure.to_string()));
                         }
                     }
                     // The client may have gone; what was committed stays.
@@ -380,7 +427,7 @@ mod tests {
     fn stores_a_batch_and_keeps_a_resent_event_once() -> Result<(), Box<dyn std::error::Error>> {
         let dir = tempfile::tempdir()?;
         let path = dir.path().join("t.db");
-        let mut conn = open_for_writing(&path, Durability::Normal)?;
+        let mut conn = open_for_writing(&path, Durability::Normal, DEFAULT_MAX_BYTES)?;
         let first = insert(&mut conn, &[row(1), row(2)])?;
         assert_eq!(
             first,
@@ -413,12 +460,12 @@ mod tests {
     -> Result<(), Box<dyn std::error::Error>> {
         let dir = tempfile::tempdir()?;
         let path = dir.path().join("t.db");
-        let mut conn = open_for_writing(&path, Durability::Full)?;
+        let mut conn = open_for_writing(&path, Durability::Full, DEFAULT_MAX_BYTES)?;
         insert(&mut conn, &[row(1)])?;
         let mode: String = conn.query_row("PRAGMA journal_mode", [], |r| r.get(0))?;
         assert_eq!(mode, "wal");
         drop(conn);
-        let conn = open_for_writing(&path, Durability::Normal)?;
+        let conn = open_for_writing(&path, Durability::Normal, DEFAULT_MAX_BYTES)?;
         assert_eq!(count(&conn), 1);
         let reader = open_for_reading(&path)?;
         assert_eq!(count(&reader), 1);
@@ -431,7 +478,8 @@ mod tests {
         let dir = tempfile::tempdir()?;
         let newer = dir.path().join("newer.db");
         Connection::open(&newer)?.pragma_update(None, "user_version", SCHEMA_VERSION + 1)?;
-        let error = open_for_writing(&newer, Durability::Normal).expect_err("newer schema");
+        let error = open_for_writing(&newer, Durability::Normal, DEFAULT_MAX_BYTES)
+            .expect_err("newer schema");
         assert!(error.to_string().contains("newer"), "{error}");
 
         let other = dir.path().join("other.db");

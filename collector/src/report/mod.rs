@@ -286,7 +286,8 @@ mod tests {
     ) -> Result<(tempfile::TempDir, Connection), Box<dyn std::error::Error>> {
         let dir = tempfile::tempdir()?;
         let path = dir.path().join("r.db");
-        let mut conn = store::open_for_writing(&path, Durability::Normal)?;
+        let mut conn =
+            store::open_for_writing(&path, Durability::Normal, store::DEFAULT_MAX_BYTES)?;
         store::insert(&mut conn, rows)?;
         Ok((dir, conn))
     }

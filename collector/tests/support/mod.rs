@@ -16,6 +16,15 @@ use serde_json::{Value, json};
 
 pub const BINARY: &str = env!("CARGO_BIN_EXE_devsy-collector");
 
+/// Where a collector's stderr goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stderr {
+    /// A pipe the test reads when the collector stops.
+    Piped,
+    /// Closed (`2>&-`): every write to it fails.
+    Closed,
+}
+
 /// A `devsy-collector serve` process; killed when dropped.
 pub struct Collector {
     child: Child,
@@ -27,11 +36,29 @@ impl Collector {
     /// Starts `serve` on port 0 with `db`, and waits (at most 10 s) for the
     /// line that names the port.
     pub fn start(db: &Path) -> Self {
-        let mut child = Command::new(BINARY)
+        Self::start_with(db, &[], Stderr::Piped)
+    }
+
+    /// Starts `serve` with `extra` arguments, its stderr as `stderr` says.
+    pub fn start_with(db: &Path, extra: &[&str], stderr: Stderr) -> Self {
+        let mut command = match stderr {
+            Stderr::Piped => Command::new(BINARY),
+            // Closed, not the null device: a write to it fails (EBADF).
+            Stderr::Closed => {
+                let mut shell = Command::new("/bin/sh");
+                shell.args(["-c", "exec \"$0\" \"$@\" 2>&-", BINARY]);
+                shell
+            }
+        };
+        let mut child = command
             .args(["serve", "--listen", "127.0.0.1:0", "--db"])
             .arg(db)
+            .args(extra)
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
+            .stderr(match stderr {
+                Stderr::Piped => Stdio::piped(),
+                Stderr::Closed => Stdio::null(),
+            })
             .spawn()
             .expect("start devsy-collector");
         let stdout = child.stdout.take().expect("stdout");
