@@ -11,7 +11,8 @@
 use std::fmt;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use devsy_telemetry_wire::limits::{self, Lines};
+use devsy_telemetry_wire::event::first_positional_event;
+use devsy_telemetry_wire::limits::{self, Field};
 use devsy_telemetry_wire::{Batch, Envelope, MACHINE_ID_LEN, app, is_machine_id};
 
 use crate::store::Row;
@@ -72,6 +73,13 @@ pub fn validate(body: &[u8], now: SystemTime) -> Result<Vec<Row>, Rejection> {
         index: None,
         field: None,
     })?;
+    if let Some(index) = first_positional_event(body) {
+        return Err(Rejection {
+            error: "an event and its parts are JSON objects, not arrays".into(),
+            index: Some(index),
+            field: None,
+        });
+    }
     let latest = now
         .checked_add(FUTURE_SKEW)
         .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
@@ -141,7 +149,7 @@ fn check(i: usize, envelope: &Envelope<'_>, latest_micros: u64) -> Result<Row, R
     let props = &event.properties;
     let user = &envelope.user;
 
-    let kind = bounded(i, "event.type", &event.kind, limits::TYPE, Lines::One)?;
+    let kind = bounded(i, "event.type", &event.kind, limits::TYPE, Field::Line)?;
     let Some(name) = kind.strip_suffix(app::EVENT_TYPE_SUFFIX) else {
         return Err(Rejection::at(i, "event.type", "expected `<app>_cli`"));
     };
@@ -179,11 +187,11 @@ fn check(i: usize, envelope: &Envelope<'_>, latest_micros: u64) -> Result<Row, R
         "event.properties.command",
         &props.command,
         limits::COMMAND,
-        Lines::One,
+        Field::Identifier,
     )?;
     let optional = |field: &str, value: Option<&str>| {
         value
-            .map(|v| bounded(i, field, v, limits::PROPERTY, Lines::One))
+            .map(|v| bounded(i, field, v, limits::PROPERTY, Field::Identifier))
             .transpose()
     };
     let provider = optional("event.properties.provider", props.provider.as_deref())?;
@@ -194,12 +202,20 @@ fn check(i: usize, envelope: &Envelope<'_>, latest_micros: u64) -> Result<Row, R
         "event.properties.version",
         &props.version,
         limits::VERSION,
-        Lines::One,
+        Field::Identifier,
     )?;
     let error = props
         .error
         .as_deref()
-        .map(|e| bounded(i, "event.properties.error", e, limits::ERROR, Lines::Many))
+        .map(|e| {
+            bounded(
+                i,
+                "event.properties.error",
+                e,
+                limits::ERROR,
+                Field::Message,
+            )
+        })
         .transpose()?;
     if error.is_some() && props.duration_ms.is_none() {
         return Err(Rejection::at(
@@ -215,8 +231,8 @@ fn check(i: usize, envelope: &Envelope<'_>, latest_micros: u64) -> Result<Row, R
             "longer than a year",
         ));
     }
-    let arch = bounded(i, "user.arch", &user.arch, limits::PLATFORM, Lines::One)?;
-    let os = bounded(i, "user.os", &user.os, limits::PLATFORM, Lines::One)?;
+    let arch = bounded(i, "user.arch", &user.arch, limits::PLATFORM, Field::Line)?;
+    let os = bounded(i, "user.os", &user.os, limits::PLATFORM, Field::Line)?;
     Ok(Row {
         kind,
         machine_id: machine_id.to_string(),
@@ -235,15 +251,15 @@ fn check(i: usize, envelope: &Envelope<'_>, latest_micros: u64) -> Result<Row, R
 }
 
 /// `value`, if it is a valid field of at most `max` bytes: not empty, and
-/// free of the control characters `lines` forbids (an error message may
-/// span lines; nothing else may, and control characters would garble a
-/// report).
+/// free of the characters its `kind` forbids (the wire crate's rule:
+/// control characters garble a report, and invisible ones in an identifier
+/// make two commands that look the same).
 fn bounded(
     i: usize,
     field: &str,
     value: &str,
     max: usize,
-    lines: Lines,
+    kind: Field,
 ) -> Result<String, Rejection> {
     if value.is_empty() {
         return Err(Rejection::at(i, field, "empty"));
@@ -255,8 +271,17 @@ fn bounded(
             format!("{} bytes, more than the {max} allowed", value.len()),
         ));
     }
-    if !limits::fits(value, max, lines) {
-        return Err(Rejection::at(i, field, "contains control characters"));
+    if let Some(c) = value.chars().find(|&c| !kind.allows(c)) {
+        let what = if limits::is_invisible(c) {
+            "an invisible or format character"
+        } else {
+            "a control character"
+        };
+        return Err(Rejection::at(
+            i,
+            field,
+            format!("contains {what} (U+{:04X})", u32::from(c)),
+        ));
     }
     Ok(value.to_string())
 }
@@ -387,6 +412,53 @@ mod tests {
         assert_eq!(place(&r), (Some(2), Some("event.properties.ide")));
         let r = third_changed(|e| e["event"]["type"] = json!("devsy"));
         assert_eq!(place(&r), (Some(2), Some("event.type")));
+    }
+
+    #[test]
+    fn identifiers_refuse_invisible_characters_and_messages_keep_them() {
+        for c in ['\u{202E}', '\u{2066}', '\u{200B}', '\u{2028}', '\u{FEFF}'] {
+            let r = third_changed(|e| {
+                e["event"]["properties"]["command"] = json!(format!("devsy up{c}"))
+            });
+            assert_eq!(
+                place(&r),
+                (Some(2), Some("event.properties.command")),
+                "{c:?}"
+            );
+            assert!(r.error.contains("invisible"), "{}", r.error);
+            let r = third_changed(|e| {
+                e["event"]["properties"]["provider"] = json!(format!("dock{c}er"))
+            });
+            assert_eq!(
+                place(&r),
+                (Some(2), Some("event.properties.provider")),
+                "{c:?}"
+            );
+        }
+        let mut failed = event("devsy up");
+        failed["event"]["properties"]["error"] =
+            json!("bidi \u{202E} in a message is shown escaped");
+        failed["event"]["properties"]["duration_ms"] = json!(1);
+        assert!(validate(&batch(vec![failed]), now()).is_ok());
+    }
+
+    #[test]
+    fn events_written_as_arrays_are_refused() {
+        let good = event("devsy a");
+        let id = "3ed2c7aa".repeat(8);
+        let positional = json!([
+            [
+                "devsy_cli",
+                id,
+                NOW_MICROS - 1_000,
+                ["devsy up", null, null, null, "false", "v0.5.29", null, null]
+            ],
+            [id, "amd64", "linux"]
+        ]);
+        let body = serde_json::to_vec(&json!({ "data": [good, positional] })).expect("json");
+        let r = rejected(&body);
+        assert_eq!(r.index, Some(1));
+        assert!(r.error.contains("not arrays"), "{}", r.error);
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use devsy_telemetry_wire::limits::{self, Lines, fit_owned};
+use devsy_telemetry_wire::limits::{self, Field, fit_owned};
 
 use crate::app::{App, CONFIG_FILE, Env, Variables};
 use crate::command::CommandBuilder;
@@ -346,7 +346,7 @@ impl Builder {
         }
         let property = |v: Option<String>| {
             v.filter(|v| !v.is_empty())
-                .map(|v| fit_owned(v, limits::PROPERTY, Lines::One))
+                .map(|v| fit_owned(v, limits::PROPERTY, Field::Identifier))
         };
         let defaults = Props {
             provider: property(self.defaults.provider),
@@ -355,7 +355,7 @@ impl Builder {
         };
         let shared = Arc::new(Shared::new(Config {
             app: app.clone(),
-            version: fit_owned(self.version, limits::VERSION, Lines::One),
+            version: fit_owned(self.version, limits::VERSION, Field::Identifier),
             defaults,
             desktop: self.desktop.unwrap_or_else(|| env.flag(&app.vars().ui)),
             slow_threshold: self.slow_threshold,

@@ -212,7 +212,7 @@ fn readme_example_is_exactly_the_wire_format() {
 /// batch is not refused.
 #[test]
 fn every_field_is_fitted_to_the_collectors_limits() {
-    use devsy_telemetry::event::limits::{self, Lines, accepts};
+    use devsy_telemetry::event::limits::{self, Field, accepts};
 
     let _turn = support::recording::a_client();
     let recording = RecordingTransport::new();
@@ -220,7 +220,7 @@ fn every_field_is_fitted_to_the_collectors_limits() {
     let long = "x".repeat(300);
     let telemetry = Telemetry::builder("devsy")
         .version(format!("v1.0.0-{}", "r".repeat(100)))
-        .ide("vs\tcode")
+        .ide("vs\tcode\u{200b}")
         .env([("HOME", dir.path().to_str().expect("utf-8 path"))])
         .config_dir(dir.path())
         .transport(recording.clone())
@@ -239,17 +239,25 @@ fn every_field_is_fitted_to_the_collectors_limits() {
     let event = &events[1]["event"];
     let props = &event["properties"];
     let field = |value: &Value| value.as_str().expect("a string").to_string();
-    for (value, max, lines) in [
-        (field(&event["type"]), limits::TYPE, Lines::One),
-        (field(&props["command"]), limits::COMMAND, Lines::One),
-        (field(&props["provider"]), limits::PROPERTY, Lines::One),
-        (field(&props["source_type"]), limits::PROPERTY, Lines::One),
-        (field(&props["ide"]), limits::PROPERTY, Lines::One),
-        (field(&props["version"]), limits::VERSION, Lines::One),
-        (field(&props["error"]), limits::ERROR, Lines::Many),
+    for (value, max, kind) in [
+        (field(&event["type"]), limits::TYPE, Field::Line),
+        (field(&props["command"]), limits::COMMAND, Field::Identifier),
+        (
+            field(&props["provider"]),
+            limits::PROPERTY,
+            Field::Identifier,
+        ),
+        (
+            field(&props["source_type"]),
+            limits::PROPERTY,
+            Field::Identifier,
+        ),
+        (field(&props["ide"]), limits::PROPERTY, Field::Identifier),
+        (field(&props["version"]), limits::VERSION, Field::Identifier),
+        (field(&props["error"]), limits::ERROR, Field::Message),
     ] {
         assert!(
-            accepts(&value, max, lines),
+            accepts(&value, max, kind),
             "{value:?} breaks its limit of {max}"
         );
     }

@@ -133,6 +133,46 @@ mod bool_string {
     }
 }
 
+/// The index in `data` of the first event written with a JSON array where
+/// the format has an object (serde reads a struct from either), in a body
+/// that parsed as a [`Batch`]; `None` when every part is an object. The
+/// format has no arrays but `data` itself.
+///
+/// ```
+/// use devsy_telemetry_wire::event::first_positional_event;
+///
+/// assert_eq!(first_positional_event(br#"{"data": [{"event": {"type": "[x]"}}]}"#), None);
+/// assert_eq!(first_positional_event(br#"{"data": [{"event": {}}, [["devsy_cli"]]]}"#), Some(1));
+/// ```
+#[must_use]
+pub fn first_positional_event(body: &[u8]) -> Option<usize> {
+    let mut depth = 0_usize;
+    let mut element = 0_usize;
+    let mut in_string = false;
+    let mut escaped = false;
+    for &byte in body {
+        if in_string {
+            match byte {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match byte {
+            b'"' => in_string = true,
+            // Depth 1 is the batch object; its one array is `data`, at 2.
+            b'[' if depth >= 2 => return Some(element),
+            b'{' | b'[' => depth += 1,
+            b'}' | b']' => depth = depth.saturating_sub(1),
+            b',' if depth == 2 => element += 1,
+            _ => {}
+        }
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

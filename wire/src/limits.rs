@@ -1,8 +1,19 @@
-//! How long each string of an event may be, in bytes, and which may span
-//! lines; no string may be empty. The collector refuses a batch that breaks
-//! them; the sender makes every field [`fit`] first and sends no empty
-//! one, so a long provider name, an empty error or a control character in
-//! a version cannot cost the whole batch.
+//! How long each string of an event may be, in bytes, and which characters
+//! it may hold; no string may be empty. The collector refuses a batch that
+//! breaks them; the sender makes every field [`fit`] first and sends no
+//! empty one, so a long provider name, an empty error or a control
+//! character in a version cannot cost the whole batch.
+//!
+//! Three kinds of field ([`Field`]):
+//!
+//! - an identifier (`command`, `provider`, `source_type`, `ide`,
+//!   `version`) is one line with no control character and no invisible
+//!   one: no Unicode format character (bidi controls such as U+202E,
+//!   zero-width characters such as U+200B, the BOM) and no line or
+//!   paragraph separator (U+2028, U+2029). `devsy up` and `devsy
+//!   up\u{200b}` would otherwise be two commands that look the same;
+//! - a line (`type`, `arch`, `os`): one line with no control character;
+//! - a message (`error`): control characters but `\n` refused.
 
 use std::borrow::Cow;
 
@@ -19,44 +30,94 @@ pub const ERROR: usize = 4096;
 /// `user.arch` and `user.os`.
 pub const PLATFORM: usize = 32;
 
-/// Whether line breaks are allowed: only in an error message.
+/// What a field may hold: see the [module docs](self).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Lines {
-    /// One line: every control character is refused.
-    One,
-    /// `\n` is allowed; every other control character is refused.
-    Many,
+pub enum Field {
+    /// `command`, `provider`, `source_type`, `ide`, `version`.
+    Identifier,
+    /// `type`, `arch`, `os`.
+    Line,
+    /// `error`: `\n` allowed.
+    Message,
 }
 
-impl Lines {
+impl Field {
     /// Whether `c` may appear in a field of this kind.
     #[must_use]
     pub fn allows(self, c: char) -> bool {
-        !c.is_control() || (self == Self::Many && c == '\n')
+        match self {
+            Self::Identifier => !c.is_control() && !is_invisible(c),
+            Self::Line => !c.is_control(),
+            Self::Message => !c.is_control() || c == '\n',
+        }
     }
 }
 
-/// `value` as a field of at most `max` bytes may carry it: each control
-/// character that `lines` does not allow becomes a space, and the result
-/// is cut at `max` bytes on a character boundary. Borrowed when nothing
-/// needed to change, which is almost always.
+/// A Unicode format character (general category Cf: bidi controls,
+/// zero-width characters, the BOM, tags) or a line or paragraph separator
+/// (Zl, Zp): shown as nothing, or as something else than it is.
 ///
 /// ```
-/// use devsy_telemetry_wire::limits::{Lines, fit};
+/// use devsy_telemetry_wire::limits::is_invisible;
 ///
-/// assert_eq!(fit("docker", 128, Lines::One), "docker");
-/// assert_eq!(fit("dock\ter", 128, Lines::One), "dock er");
-/// assert_eq!(fit("a\nb", 128, Lines::Many), "a\nb");
-/// assert_eq!(fit("€€€", 7, Lines::One), "€€"); // never half a character
+/// assert!(is_invisible('\u{202e}') && is_invisible('\u{200b}') && is_invisible('\u{2028}'));
+/// assert!(!is_invisible('a') && !is_invisible('é') && !is_invisible(' '));
 /// ```
 #[must_use]
-pub fn fit(value: &str, max: usize, lines: Lines) -> Cow<'_, str> {
-    if fits(value, max, lines) {
+pub fn is_invisible(c: char) -> bool {
+    matches!(c,
+        '\u{00AD}'
+        | '\u{0600}'..='\u{0605}'
+        | '\u{061C}'
+        | '\u{06DD}'
+        | '\u{070F}'
+        | '\u{0890}'..='\u{0891}'
+        | '\u{08E2}'
+        | '\u{180E}'
+        | '\u{200B}'..='\u{200F}'
+        | '\u{2028}'..='\u{202E}'
+        | '\u{2060}'..='\u{2064}'
+        | '\u{2066}'..='\u{206F}'
+        | '\u{FEFF}'
+        | '\u{FFF9}'..='\u{FFFB}'
+        | '\u{110BD}'
+        | '\u{110CD}'
+        | '\u{13430}'..='\u{1343F}'
+        | '\u{1BCA0}'..='\u{1BCA3}'
+        | '\u{1D173}'..='\u{1D17A}'
+        | '\u{E0001}'
+        | '\u{E0020}'..='\u{E007F}')
+}
+
+/// `value` as a field of at most `max` bytes may carry it: an invisible
+/// character an identifier may not hold is left out, any other character
+/// `field` does not allow becomes a space, and the result is cut at `max`
+/// bytes on a character boundary. Borrowed when nothing needed to change,
+/// which is almost always.
+///
+/// ```
+/// use devsy_telemetry_wire::limits::{Field, fit};
+///
+/// assert_eq!(fit("docker", 128, Field::Identifier), "docker");
+/// assert_eq!(fit("dock\ter", 128, Field::Identifier), "dock er");
+/// assert_eq!(fit("up\u{200b}", 128, Field::Identifier), "up");
+/// assert_eq!(fit("a\nb", 128, Field::Message), "a\nb");
+/// assert_eq!(fit("€€€", 7, Field::Identifier), "€€"); // never half a character
+/// ```
+#[must_use]
+pub fn fit(value: &str, max: usize, field: Field) -> Cow<'_, str> {
+    if fits(value, max, field) {
         return Cow::Borrowed(value);
     }
     let mut out = String::with_capacity(value.len().min(max));
     for c in value.chars() {
-        let c = if lines.allows(c) { c } else { ' ' };
+        let c = if field.allows(c) {
+            c
+        } else if field == Field::Identifier && is_invisible(c) {
+            continue;
+        } else {
+            ' '
+        };
         if out.len() + c.len_utf8() > max {
             break;
         }
@@ -68,16 +129,16 @@ pub fn fit(value: &str, max: usize, lines: Lines) -> Cow<'_, str> {
 /// [`fit`] for a value already owned: returned as it is when it fits.
 ///
 /// ```
-/// use devsy_telemetry_wire::limits::{Lines, fit_owned};
+/// use devsy_telemetry_wire::limits::{Field, fit_owned};
 ///
-/// assert_eq!(fit_owned("no\u{7}bell".to_string(), 64, Lines::Many), "no bell");
+/// assert_eq!(fit_owned("no\u{7}bell".to_string(), 64, Field::Message), "no bell");
 /// ```
 #[must_use]
-pub fn fit_owned(value: String, max: usize, lines: Lines) -> String {
-    if fits(&value, max, lines) {
+pub fn fit_owned(value: String, max: usize, field: Field) -> String {
+    if fits(&value, max, field) {
         value
     } else {
-        fit(&value, max, lines).into_owned()
+        fit(&value, max, field).into_owned()
     }
 }
 
@@ -85,21 +146,21 @@ pub fn fit_owned(value: String, max: usize, lines: Lines) -> String {
 /// not empty.
 ///
 /// ```
-/// use devsy_telemetry_wire::limits::{Lines, accepts};
+/// use devsy_telemetry_wire::limits::{Field, accepts};
 ///
-/// assert!(accepts("docker", 128, Lines::One));
-/// assert!(!accepts("", 128, Lines::One));
+/// assert!(accepts("docker", 128, Field::Identifier));
+/// assert!(!accepts("", 128, Field::Identifier));
 /// ```
 #[must_use]
-pub fn accepts(value: &str, max: usize, lines: Lines) -> bool {
-    !value.is_empty() && fits(value, max, lines)
+pub fn accepts(value: &str, max: usize, field: Field) -> bool {
+    !value.is_empty() && fits(value, max, field)
 }
 
-/// `value` is at most `max` bytes, without a control character that
-/// `lines` forbids: what [`fit`] leaves unchanged.
+/// `value` is at most `max` bytes, with only characters `field` allows:
+/// what [`fit`] leaves unchanged.
 #[must_use]
-pub fn fits(value: &str, max: usize, lines: Lines) -> bool {
-    value.len() <= max && value.chars().all(|c| lines.allows(c))
+pub fn fits(value: &str, max: usize, field: Field) -> bool {
+    value.len() <= max && value.chars().all(|c| field.allows(c))
 }
 
 #[cfg(test)]
@@ -109,12 +170,25 @@ mod tests {
     #[test]
     fn what_fits_is_borrowed_and_what_does_not_is_cut_and_cleaned() {
         assert!(matches!(
-            fit("v0.5.29", VERSION, Lines::One),
+            fit("v0.5.29", VERSION, Field::Identifier),
             Cow::Borrowed(_)
         ));
         let long = "x".repeat(PROPERTY + 10);
-        assert_eq!(fit(&long, PROPERTY, Lines::One).len(), PROPERTY);
-        assert_eq!(fit("a\r\nb\u{7}", 16, Lines::Many), "a \nb ");
-        assert_eq!(fit("a\nb", 16, Lines::One), "a b");
+        assert_eq!(fit(&long, PROPERTY, Field::Identifier).len(), PROPERTY);
+        assert_eq!(fit("a\r\nb\u{7}", 16, Field::Message), "a \nb ");
+        assert_eq!(fit("a\nb", 16, Field::Line), "a b");
+    }
+
+    #[test]
+    fn identifiers_refuse_what_cannot_be_seen_and_messages_keep_it() {
+        for c in [
+            '\u{202E}', '\u{2066}', '\u{2069}', '\u{200B}', '\u{2028}', '\u{FEFF}',
+        ] {
+            let value = format!("devsy up{c}");
+            assert!(!fits(&value, COMMAND, Field::Identifier), "{c:?}");
+            assert_eq!(fit(&value, COMMAND, Field::Identifier), "devsy up");
+            assert!(fits(&value, COMMAND, Field::Line), "{c:?} is not a control");
+        }
+        assert!(fits("provider 'dockér' ✓", PROPERTY, Field::Identifier));
     }
 }

@@ -4,7 +4,7 @@
 use std::borrow::Cow;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use devsy_telemetry_wire::limits::{self, Lines, fit, fit_owned};
+use devsy_telemetry_wire::limits::{self, Field, fit, fit_owned};
 
 use crate::event::{Batch, Envelope, Event, Properties, User};
 use crate::identity;
@@ -45,7 +45,7 @@ impl CommandNames {
                 } else {
                     format!("{app} {}", record.command)
                 };
-                let full = fit_owned(full, limits::COMMAND, Lines::One);
+                let full = fit_owned(full, limits::COMMAND, Field::Identifier);
                 names.push((record.command.to_string(), full));
             }
         }
@@ -66,7 +66,7 @@ pub(crate) const EMPTY_ERROR: &str = "(no message)";
 
 /// An error as it is sent: scrubbed, fitted, and never empty.
 fn error_field(scrubber: &Scrubber, error: &str) -> String {
-    let fitted = fit_owned(scrubber.scrub(error), limits::ERROR, Lines::Many);
+    let fitted = fit_owned(scrubber.scrub(error), limits::ERROR, Field::Message);
     if fitted.trim().is_empty() {
         EMPTY_ERROR.to_string()
     } else {
@@ -104,7 +104,7 @@ pub(crate) fn build<'a>(
                 props
                     .and_then(|p| get(p).as_deref())
                     .filter(|v| !v.is_empty())
-                    .map(|v| fit(v, limits::PROPERTY, Lines::One))
+                    .map(|v| fit(v, limits::PROPERTY, Field::Identifier))
                     .or_else(|| get(&config.defaults).as_deref().map(Cow::Borrowed))
             };
             let command = Cow::Borrowed(names.get(&record.command));
