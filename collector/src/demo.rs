@@ -145,6 +145,10 @@ pub fn run(devsy: Option<PathBuf>, quick: bool) -> Result<(), Box<dyn std::error
         limits: crate::listener::Limits::default(),
         body_budget: crate::server::DEFAULT_BODY_BUDGET,
         max_db_bytes: crate::store::DEFAULT_MAX_BYTES,
+        min_free_bytes: 0,
+        requests: crate::quota::DEFAULT_REQUESTS,
+        events: crate::quota::DEFAULT_EVENTS,
+        retain: None,
     };
     let (address_tx, address_rx) = mpsc::channel();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

@@ -10,6 +10,7 @@ mod demo;
 mod ingest;
 mod listener;
 mod log;
+mod quota;
 mod report;
 mod server;
 mod store;
@@ -52,9 +53,57 @@ struct LimitArgs {
     /// 507 and the report still works
     #[arg(long, default_value_t = 10 * 1024, value_name = "MIB")]
     max_db_size: u64,
+    /// Below this many MiB free on the database's disk, ingest answers 507
+    #[arg(long, default_value_t = 256, value_name = "MIB")]
+    min_free_disk: u64,
+    /// Requests per second from one client address, and its burst
+    #[arg(long, default_value_t = quota::DEFAULT_REQUESTS.per_second, value_name = "N")]
+    rate_requests: f64,
+    /// Events per second from one client address (the burst is ten
+    /// seconds' worth, as for requests)
+    #[arg(long, default_value_t = quota::DEFAULT_EVENTS.per_second, value_name = "N")]
+    rate_events: f64,
+    /// Delete events older than this, in the background: `400d`, `12h`, or
+    /// `forever`
+    #[arg(long, default_value = "400d", value_name = "AGE", value_parser = retention)]
+    retain: Retain,
     /// After SIGTERM, how many seconds requests in flight may take
     #[arg(long, default_value_t = 5.0, value_name = "SECONDS", value_parser = seconds)]
     shutdown_grace: f64,
+}
+
+/// How long events are kept.
+#[derive(Debug, Clone, Copy)]
+struct Retain(Option<Duration>);
+
+fn retention(text: &str) -> Result<Retain, String> {
+    if text == "forever" {
+        return Ok(Retain(None));
+    }
+    let bad = || format!("'{text}' is not an age: 400d, 12h, or forever");
+    let (number, unit) = text
+        .strip_suffix('d')
+        .map(|n| (n, 86_400))
+        .or_else(|| text.strip_suffix('h').map(|n| (n, 3_600)))
+        .ok_or_else(bad)?;
+    let n: u64 = number.parse().map_err(|_| bad())?;
+    if n == 0 {
+        return Err(bad());
+    }
+    Ok(Retain(Some(Duration::from_secs(n.saturating_mul(unit)))))
+}
+
+fn rate(per_second: f64) -> Result<quota::Rate, String> {
+    if per_second.is_finite() && per_second > 0.0 {
+        Ok(quota::Rate {
+            per_second,
+            burst: per_second * 10.0,
+        })
+    } else {
+        Err(format!(
+            "a rate is a positive number per second, not {per_second}"
+        ))
+    }
 }
 
 fn seconds(text: &str) -> Result<f64, String> {
@@ -149,6 +198,10 @@ fn serve(
     durability: store::Durability,
     limits: &LimitArgs,
 ) -> Result<(), Box<dyn std::error::Error>> {
+    let requests = rate(limits.rate_requests)?;
+    let events = rate(limits.rate_events)?;
+    let retain = limits.retain.0;
+    let min_free_bytes = limits.min_free_disk.saturating_mul(1024 * 1024);
     let (limits, body_budget, max_db_bytes) = limits.options();
     let options = server::Options {
         listen,
@@ -157,6 +210,10 @@ fn serve(
         limits,
         body_budget,
         max_db_bytes,
+        min_free_bytes,
+        requests,
+        events,
+        retain,
     };
     let summary = server::serve(
         &options,

@@ -10,11 +10,11 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use axum::Router;
 use axum::body::{Body, to_bytes};
-use axum::extract::State;
+use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -24,6 +24,7 @@ use tokio::sync::{Semaphore, mpsc, oneshot};
 use crate::ingest::{self, MAX_BODY};
 use crate::listener::{self, Limits};
 use crate::log::log;
+use crate::quota::{Quota, Rate};
 use crate::store::{self, Durability, Failure, Health, Job};
 
 /// Where and how to serve.
@@ -38,7 +39,18 @@ pub struct Options {
     pub body_budget: usize,
     /// The largest the database may grow, in bytes; past it, 507.
     pub max_db_bytes: u64,
+    /// Below this many free bytes on the database's disk, 507.
+    pub min_free_bytes: u64,
+    /// Per client address: requests, and events, per second.
+    pub requests: Rate,
+    pub events: Rate,
+    /// Events recorded longer ago are deleted in the background; `None`:
+    /// kept forever.
+    pub retain: Option<Duration>,
 }
+
+/// How often retention runs, besides at start.
+const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 
 /// The default of [`Options::body_budget`]: 64 bodies of the largest size.
 pub const DEFAULT_BODY_BUDGET: usize = 64 * MAX_BODY;
@@ -50,6 +62,8 @@ const RETRY_AFTER_BUSY: Duration = Duration::from_secs(2);
 struct App {
     writer: mpsc::Sender<Job>,
     health: Arc<Health>,
+    quota: Arc<Quota>,
+    disk: Arc<DiskFloor>,
     stored: Arc<AtomicU64>,
     /// The body budget, in KiB (a semaphore counts in `u32`).
     budget: Arc<Semaphore>,
@@ -83,7 +97,19 @@ fn is_json(headers: &HeaderMap) -> bool {
         .is_some_and(|mime| mime.trim().eq_ignore_ascii_case("application/json"))
 }
 
-async fn insert(State(app): State<App>, headers: HeaderMap, body: Body) -> Response {
+async fn insert(
+    State(app): State<App>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    if let Err(wait) = app.quota.request(peer.ip(), Instant::now()) {
+        return retry_later(
+            StatusCode::TOO_MANY_REQUESTS,
+            wait,
+            "too many requests from this address; try again later",
+        );
+    }
     if !is_json(&headers) {
         return problem(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -149,8 +175,18 @@ async fn insert(State(app): State<App>, headers: HeaderMap, body: Body) -> Respo
             },
         );
     }
+    if let Err(wait) = app.quota.events(peer.ip(), rows.len(), Instant::now()) {
+        return retry_later(
+            StatusCode::TOO_MANY_REQUESTS,
+            wait,
+            "too many events from this address; try again later",
+        );
+    }
+    if let Some(problem) = app.disk.problem() {
+        return self::problem(StatusCode::INSUFFICIENT_STORAGE, &problem);
+    }
     let (reply, done) = oneshot::channel();
-    if app.writer.send(Job { rows, reply }).await.is_err() {
+    if app.writer.send(Job::Store { rows, reply }).await.is_err() {
         return problem(StatusCode::SERVICE_UNAVAILABLE, "shutting down");
     }
     match done.await {
@@ -171,10 +207,77 @@ async fn insert(State(app): State<App>, headers: HeaderMap, body: Body) -> Respo
     }
 }
 
+/// Deletes, now and every [`PRUNE_EVERY`], the events recorded more than
+/// `retain` ago, a chunk at a time through the writer, so ingest never
+/// waits for a long delete. Ends when the writer is gone.
+async fn retention(writer: mpsc::Sender<Job>, retain: Duration) {
+    loop {
+        let before_us = SystemTime::now()
+            .checked_sub(retain)
+            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+            .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX));
+        // Bounded: each chunk deletes events, and there were finitely many.
+        loop {
+            let (reply, deleted) = oneshot::channel();
+            if writer.send(Job::Prune { before_us, reply }).await.is_err() {
+                return;
+            }
+            match deleted.await {
+                Ok(n) if n == store::PRUNE_CHUNK => {}
+                Ok(_) => break,
+                Err(_) => return,
+            }
+        }
+        tokio::time::sleep(PRUNE_EVERY).await;
+    }
+}
+
+/// The free-disk floor, read at most once a second.
+struct DiskFloor {
+    db: PathBuf,
+    min_free: u64,
+    last: std::sync::Mutex<Option<(Instant, Option<String>)>>,
+}
+
+impl DiskFloor {
+    fn new(db: &std::path::Path, min_free: u64) -> Self {
+        Self {
+            db: db.to_path_buf(),
+            min_free,
+            last: std::sync::Mutex::new(None),
+        }
+    }
+
+    /// Why nothing may be stored now, if the disk is below the floor.
+    fn problem(&self) -> Option<String> {
+        let mut last = self
+            .last
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some((at, problem)) = &*last
+            && at.elapsed() < Duration::from_secs(1)
+        {
+            return problem.clone();
+        }
+        let problem = store::free_bytes(&self.db)
+            .filter(|free| *free < self.min_free)
+            .map(|free| {
+                format!(
+                    "the disk has {} MiB free, below the floor of {} MiB",
+                    free / (1024 * 1024),
+                    self.min_free / (1024 * 1024)
+                )
+            });
+        *last = Some((Instant::now(), problem.clone()));
+        problem
+    }
+}
+
 /// `status` with `Retry-After` in whole seconds, which the runtime honours.
 fn retry_later(status: StatusCode, after: Duration, error: &str) -> Response {
     let mut response = problem(status, error);
-    if let Ok(value) = HeaderValue::from_str(&after.as_secs().max(1).to_string()) {
+    let seconds = after.as_secs() + u64::from(after.subsec_nanos() > 0);
+    if let Ok(value) = HeaderValue::from_str(&seconds.max(1).to_string()) {
         response.headers_mut().insert(header::RETRY_AFTER, value);
     }
     response
@@ -188,7 +291,7 @@ fn too_large() -> Response {
 }
 
 async fn healthz(State(app): State<App>) -> Response {
-    match app.health.problem() {
+    match app.health.problem().or_else(|| app.disk.problem()) {
         None => answer(StatusCode::OK, &serde_json::json!({ "status": "ok" })),
         Some(reason) => answer(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -268,9 +371,14 @@ where
     let budget_kib = u32::try_from(options.body_budget.div_ceil(1024))
         .unwrap_or(u32::MAX)
         .max(1);
+    if let Some(retain) = options.retain {
+        runtime.spawn(retention(writer.jobs.clone(), retain));
+    }
     let app = router(App {
         writer: writer.jobs,
         health: Arc::clone(&writer.health),
+        quota: Arc::new(Quota::new(options.requests, options.events)),
+        disk: Arc::new(DiskFloor::new(&options.db, options.min_free_bytes)),
         stored: Arc::clone(&stored),
         budget: Arc::new(Semaphore::new(budget_kib as usize)),
         body_deadline: limits.body_deadline,

@@ -218,6 +218,23 @@ pub fn open_for_writing(
 /// flood cannot fill the disk past it.
 pub const DEFAULT_MAX_BYTES: u64 = 10 * 1024 * 1024 * 1024;
 
+/// The free bytes of the file system that holds `path`, if the OS says.
+#[cfg(unix)]
+pub fn free_bytes(path: &Path) -> Option<u64> {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let stats = rustix::fs::statvfs(dir).ok()?;
+    Some(stats.f_bavail.saturating_mul(stats.f_frsize))
+}
+
+/// Elsewhere the floor is not checked.
+#[cfg(not(unix))]
+pub fn free_bytes(_path: &Path) -> Option<u64> {
+    None
+}
+
 /// Opens an existing database read-only, for the report.
 pub fn open_for_reading(path: &Path) -> Result<Connection, StoreError> {
     let err = at(path);
@@ -289,10 +306,35 @@ pub fn insert(conn: &mut Connection, rows: &[Row]) -> rusqlite::Result<Stored> {
     })
 }
 
-/// A batch for the writer, and where to send what became of it.
-pub struct Job {
-    pub rows: Vec<Row>,
-    pub reply: oneshot::Sender<Result<Stored, Failure>>,
+/// Work for the writer, and where to send what became of it.
+pub enum Job {
+    /// A batch to store.
+    Store {
+        rows: Vec<Row>,
+        reply: oneshot::Sender<Result<Stored, Failure>>,
+    },
+    /// Delete at most [`PRUNE_CHUNK`] events recorded before this
+    /// timestamp; replies how many went. In chunks, so that ingest waits
+    /// for no long delete.
+    Prune {
+        before_us: u64,
+        reply: oneshot::Sender<usize>,
+    },
+}
+
+/// Events deleted by one [`Job::Prune`].
+pub const PRUNE_CHUNK: usize = 5_000;
+
+/// Deletes at most [`PRUNE_CHUNK`] events recorded before `before_us`.
+pub fn prune(conn: &Connection, before_us: u64) -> rusqlite::Result<usize> {
+    conn.execute(
+        "DELETE FROM events WHERE id IN \
+         (SELECT id FROM events WHERE timestamp_us < ?1 LIMIT ?2)",
+        params![
+            i64::try_from(before_us).unwrap_or(i64::MAX),
+            i64::try_from(PRUNE_CHUNK).unwrap_or(i64::MAX)
+        ],
+    )
 }
 
 /// Why a batch was not stored.
@@ -377,13 +419,24 @@ pub fn spawn_writer(mut conn: Connection) -> std::io::Result<Writer> {
                 let _ended = ended;
                 let mut failures = crate::log::RateLimited::new(std::time::Duration::from_secs(10));
                 while let Some(job) = rx.blocking_recv() {
+                    let (rows, reply) = match job {
+                        Job::Store { rows, reply } => (rows, reply),
+                        Job::Prune { before_us, reply } => {
+                            let deleted = prune(&conn, before_us).unwrap_or_else(|e| {
+                                failures.log(|n| format!("pruning failed ({n} times): {e}"));
+                                0
+                            });
+                            let _ = reply.send(deleted);
+                            continue;
+                        }
+                    };
                     let stored = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                        insert(&mut conn, &job.rows)
+                        insert(&mut conn, &rows)
                     }));
                     let Ok(result) = stored else {
                         health.set(Some("the database writer stopped".into()));
                         let failure = Failure::Other("the writer stopped".into());
-                        let _ = job.reply.send(Err(failure));
+                        let _ = reply.send(Err(failure));
                         return;
                     };
                     let result = result.map_err(|e| Failure::of(&e));
@@ -395,7 +448,7 @@ pub fn spawn_writer(mut conn: Connection) -> std::io::Result<Writer> {
                         }
                     }
                     // The client may have gone; what was committed stays.
-                    let _ = job.reply.send(result);
+                    let _ = reply.send(result);
                 }
                 if let Err((_, e)) = conn.close() {
                     log(&format!("closing the database: {e}"));

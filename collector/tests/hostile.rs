@@ -270,3 +270,57 @@ fn a_full_database_answers_507_and_healthz_says_why_with_stderr_closed() {
     let report = support::report_json(&db);
     assert!(report["events"].as_u64().unwrap_or(0) > 0, "{report}");
 }
+
+#[test]
+fn the_free_disk_floor_answers_507_and_healthz_says_why() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = dir.path().join("t.db");
+    // A floor no disk here has.
+    let collector = Collector::start_with(&db, &["--min-free-disk", "1000000000"], Stderr::Piped);
+    let client = agent();
+    let (status, answer) = post(
+        &client,
+        &collector.endpoint(),
+        &batch(&[start_event(1, "devsy up", now_micros())]),
+    );
+    assert_eq!(status, 507, "{answer}");
+    let mut health = client
+        .get(&collector.url("/healthz"))
+        .call()
+        .expect("healthz");
+    assert_eq!(health.status().as_u16(), 503);
+    let reason = health.body_mut().read_to_string().unwrap_or_default();
+    assert!(reason.contains("below the floor"), "{reason}");
+    assert_eq!(stored(&db), 0);
+}
+
+#[test]
+fn events_older_than_the_retention_are_deleted() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = dir.path().join("t.db");
+    let day_us = 86_400_000_000;
+    let now = now_micros();
+    {
+        let collector = Collector::start_with(&db, &["--retain", "forever"], Stderr::Piped);
+        let events = [
+            start_event(1, "devsy up", now - 3 * day_us),
+            start_event(2, "devsy up", now - 2 * day_us),
+            start_event(3, "devsy up", now),
+        ];
+        assert_eq!(
+            post(&agent(), &collector.endpoint(), &batch(&events)).0,
+            200
+        );
+        let (status, _) = collector.stop_with(Signal::TERM);
+        assert!(status.success());
+    }
+    assert_eq!(stored(&db), 3);
+    let collector = Collector::start_with(&db, &["--retain", "1d"], Stderr::Piped);
+    let started = Instant::now();
+    // Retention runs at start, in the background: bounded wait.
+    while stored(&db) != 1 && started.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(stored(&db), 1, "only the event of today is kept");
+    drop(collector);
+}

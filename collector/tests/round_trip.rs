@@ -13,7 +13,9 @@ use std::path::Path;
 use std::process::Command;
 
 use serde_json::{Value, json};
-use support::{BINARY, Collector, agent, batch, finished_event, now_micros, post, start_event};
+use support::{
+    BINARY, Collector, agent, batch, finished_event, now_micros, post, start_event, stored,
+};
 
 /// Runs the example once against `endpoint`; its exit code.
 fn devsy(home: &Path, endpoint: &str, args: &[&str], env: &[(&str, &str)]) -> i32 {
@@ -265,4 +267,56 @@ fn a_batch_a_courier_sends_again_after_a_cut_answer_is_stored_once() {
         report["events"], 2,
         "provider add and up, once each: {report:#}"
     );
+}
+
+/// A client over its rate is answered 429 with `Retry-After`; the runtime
+/// keeps the batch and a later run delivers it.
+#[test]
+fn a_client_over_its_rate_is_told_to_wait_and_a_later_run_delivers() {
+    use std::time::Duration;
+    use support::Stderr;
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let home = dir.path().join("home");
+    std::fs::create_dir_all(&home).expect("home");
+    let db = dir.path().join("t.db");
+    // One request a second, a burst of ten: spent by the test first.
+    let collector = Collector::start_with(&db, &["--rate-requests", "1"], Stderr::Piped);
+    let client = agent();
+    let mut limited = None;
+    for _ in 0..20 {
+        let mut response = client
+            .post(&collector.endpoint())
+            .header("Content-Type", "application/json")
+            .send(&batch(&[])[..])
+            .expect("a response");
+        if response.status().as_u16() == 429 {
+            limited = response
+                .headers()
+                .get("retry-after")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string);
+            let _ = response.body_mut().read_to_string();
+            break;
+        }
+    }
+    assert_eq!(limited.as_deref(), Some("1"), "429 with Retry-After: 1");
+
+    assert_eq!(
+        devsy(
+            &home,
+            &collector.endpoint(),
+            &["provider", "add", "docker"],
+            &[]
+        ),
+        0
+    );
+    assert_eq!(stored(&db), 0, "the first run was told to wait");
+    std::thread::sleep(Duration::from_millis(3_500));
+    assert_eq!(
+        devsy(&home, &collector.endpoint(), &["provider", "list"], &[]),
+        0
+    );
+    let report = support::report_json(&db);
+    assert_eq!(report["events"], 2, "both runs' events: {report:#}");
 }

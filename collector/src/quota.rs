@@ -1,0 +1,204 @@
+//! Rate limits per client address: requests and events per second, each a
+//! token bucket with a burst. Past either, the request is answered 429 with
+//! `Retry-After` (which the runtime honours) and nothing is stored.
+//!
+//! The address is the connection's peer: behind a reverse proxy it is the
+//! proxy's, so rate-limit there. The table of addresses is bounded: past
+//! [`MAX_CLIENTS`] it forgets those whose buckets have refilled, and if
+//! every one is busy, a new address shares one bucket with the other
+//! newcomers.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+/// Addresses remembered at once.
+pub const MAX_CLIENTS: usize = 100_000;
+
+/// A rate and its burst.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Rate {
+    pub per_second: f64,
+    pub burst: f64,
+}
+
+/// The default limits: far above what one CLI user sends (a batch per
+/// run), and a CI host sharing an address.
+pub const DEFAULT_REQUESTS: Rate = Rate {
+    per_second: 20.0,
+    burst: 200.0,
+};
+/// See [`DEFAULT_REQUESTS`].
+pub const DEFAULT_EVENTS: Rate = Rate {
+    per_second: 2_000.0,
+    burst: 20_000.0,
+};
+
+#[derive(Debug, Clone, Copy)]
+struct Bucket {
+    tokens: f64,
+    at: Instant,
+}
+
+impl Bucket {
+    fn full(rate: Rate, now: Instant) -> Self {
+        Self {
+            tokens: rate.burst,
+            at: now,
+        }
+    }
+
+    fn refill(&mut self, rate: Rate, now: Instant) {
+        let elapsed = now.saturating_duration_since(self.at).as_secs_f64();
+        self.tokens = (self.tokens + elapsed * rate.per_second).min(rate.burst);
+        self.at = now;
+    }
+
+    /// Takes `n` tokens, or says how long until there are enough. More
+    /// than the burst passes on a full bucket and leaves a debt, so a large
+    /// batch waits for the bucket rather than forever.
+    fn take(&mut self, n: f64, rate: Rate, now: Instant) -> Result<(), Duration> {
+        self.refill(rate, now);
+        let needed = n.min(rate.burst);
+        if self.tokens >= needed {
+            self.tokens -= n;
+            return Ok(());
+        }
+        let missing = needed - self.tokens;
+        Err(Duration::from_secs_f64(
+            (missing / rate.per_second.max(f64::MIN_POSITIVE)).min(3600.0),
+        ))
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Client {
+    requests: Bucket,
+    events: Bucket,
+}
+
+/// The limits and the buckets of every client address.
+#[derive(Debug)]
+pub struct Quota {
+    requests: Rate,
+    events: Rate,
+    clients: Mutex<HashMap<IpAddr, Client>>,
+}
+
+/// Where newcomers go when the table is full of busy clients.
+const OVERFLOW: IpAddr = IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED);
+
+impl Quota {
+    pub fn new(requests: Rate, events: Rate) -> Self {
+        Self {
+            requests,
+            events,
+            clients: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// One request from `client`: `Err(retry_after)` when it is over its
+    /// rate.
+    pub fn request(&self, client: IpAddr, now: Instant) -> Result<(), Duration> {
+        self.with(client, now, |c, quota| {
+            c.requests.take(1.0, quota.requests, now)
+        })
+    }
+
+    /// `events` events from `client`, charged once its batch is valid.
+    pub fn events(&self, client: IpAddr, events: usize, now: Instant) -> Result<(), Duration> {
+        // An f64 holds every batch size exactly.
+        #[allow(clippy::cast_precision_loss)]
+        let n = events as f64;
+        self.with(client, now, |c, quota| c.events.take(n, quota.events, now))
+    }
+
+    fn with<R>(&self, client: IpAddr, now: Instant, f: impl FnOnce(&mut Client, &Self) -> R) -> R {
+        let mut clients = self.clients.lock().unwrap_or_else(PoisonError::into_inner);
+        if clients.len() >= MAX_CLIENTS && !clients.contains_key(&client) {
+            self.forget_idle(&mut clients, now);
+        }
+        let key = if clients.len() >= MAX_CLIENTS && !clients.contains_key(&client) {
+            OVERFLOW
+        } else {
+            client
+        };
+        let entry = clients.entry(key).or_insert_with(|| Client {
+            requests: Bucket::full(self.requests, now),
+            events: Bucket::full(self.events, now),
+        });
+        f(entry, self)
+    }
+
+    /// Forgets the clients whose buckets are full again: they would start
+    /// from a full bucket anyway.
+    fn forget_idle(&self, clients: &mut HashMap<IpAddr, Client>, now: Instant) {
+        clients.retain(|_, c| {
+            c.requests.refill(self.requests, now);
+            c.events.refill(self.events, now);
+            c.requests.tokens < self.requests.burst || c.events.tokens < self.events.burst
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ONE: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(192, 0, 2, 1));
+    const TWO: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(192, 0, 2, 2));
+
+    fn quota() -> Quota {
+        Quota::new(
+            Rate {
+                per_second: 2.0,
+                burst: 4.0,
+            },
+            Rate {
+                per_second: 100.0,
+                burst: 300.0,
+            },
+        )
+    }
+
+    #[test]
+    fn a_burst_then_the_rate_per_client() {
+        let quota = quota();
+        let now = Instant::now();
+        for _ in 0..4 {
+            assert_eq!(quota.request(ONE, now), Ok(()));
+        }
+        let wait = quota.request(ONE, now).expect_err("over the burst");
+        assert_eq!(
+            wait,
+            Duration::from_millis(500),
+            "one token at 2 per second"
+        );
+        assert_eq!(
+            quota.request(TWO, now),
+            Ok(()),
+            "another client is not charged"
+        );
+        assert_eq!(quota.request(ONE, now + Duration::from_millis(500)), Ok(()));
+    }
+
+    #[test]
+    fn events_are_charged_by_the_batch() {
+        let quota = quota();
+        let now = Instant::now();
+        assert_eq!(quota.events(ONE, 300, now), Ok(()));
+        let wait = quota.events(ONE, 100, now).expect_err("over");
+        assert_eq!(wait, Duration::from_secs(1));
+        // A batch larger than the burst waits for a full bucket, not
+        // forever, and leaves a debt.
+        let later = now + Duration::from_secs(10);
+        assert_eq!(quota.events(ONE, 1_000, later), Ok(()));
+        assert!(
+            quota
+                .events(ONE, 1, later + Duration::from_secs(6))
+                .is_err()
+        );
+        assert_eq!(quota.events(ONE, 1, later + Duration::from_secs(8)), Ok(()));
+    }
+}
