@@ -201,7 +201,7 @@ pub fn run(devsy: Option<PathBuf>, quick: bool) -> Result<(), Box<dyn std::error
     let summary = collector.join().map_err(|_| "the collector panicked")??;
     println!("\nevents stored: {}. The report:\n", summary.stored);
     let conn = store::open_for_reading(&db)?;
-    let report = report::build(&conn, None)?;
+    let report = report::build(&conn, None, report::DEFAULT_TOP)?;
     print!("{}", report::render(&report));
     Ok(())
 }

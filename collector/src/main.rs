@@ -158,6 +158,10 @@ enum Command {
         /// Print JSON instead of tables
         #[arg(long)]
         json: bool,
+        /// Rows per table (commands, and each breakdown): the most
+        /// frequent, then how many more there are
+        #[arg(long, default_value_t = report::DEFAULT_TOP, value_name = "N")]
+        top: usize,
     },
     /// Start a collector, run the devsy example against it, print the report
     Demo {
@@ -180,7 +184,12 @@ fn main() -> ExitCode {
             durability,
             limits,
         } => serve(listen, db, durability, &limits),
-        Command::Report { db, since, json } => report(&db, since.as_deref(), json),
+        Command::Report {
+            db,
+            since,
+            json,
+            top,
+        } => report(&db, since.as_deref(), json, top),
         Command::Demo { devsy, quick } => demo::run(devsy, quick),
     };
     match result {
@@ -241,12 +250,13 @@ fn report(
     db: &std::path::Path,
     since: Option<&str>,
     json: bool,
+    top: usize,
 ) -> Result<(), Box<dyn std::error::Error>> {
     let since = since
         .map(|text| report::parse_since(text, SystemTime::now()))
         .transpose()?;
     let conn = store::open_for_reading(db)?;
-    let report = report::build(&conn, since)?;
+    let report = report::build(&conn, since, top)?;
     let mut stdout = std::io::stdout().lock();
     if json {
         serde_json::to_writer_pretty(&mut stdout, &report)?;

@@ -42,7 +42,23 @@ pub struct Report {
     pub commands: Vec<CommandStats>,
     /// Runs (start events) by property.
     pub breakdowns: Breakdowns,
+    /// How many more values each list had than the top N shown.
+    pub left_out: LeftOut,
 }
+
+/// The values past the top N, by list.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct LeftOut {
+    pub commands: u64,
+    pub version: u64,
+    pub platform: u64,
+    pub provider: u64,
+    pub ide: u64,
+    pub client: u64,
+}
+
+/// The default of `--top`: the rows of each table.
+pub const DEFAULT_TOP: usize = 20;
 
 /// The figures of one command.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -85,8 +101,10 @@ pub struct Breakdowns {
     pub client: Vec<Count>,
 }
 
-/// Builds the report from the database.
-pub fn build(conn: &Connection, since_us: Option<u64>) -> rusqlite::Result<Report> {
+/// Builds the report from the database: the `top` most run commands, and
+/// the `top` most frequent values of each breakdown.
+pub fn build(conn: &Connection, since_us: Option<u64>, top: usize) -> rusqlite::Result<Report> {
+    let top = top.max(1);
     let since = since_us.map_or(0, |s| i64::try_from(s).unwrap_or(i64::MAX));
     let (events, machines): (i64, i64) = conn.query_row(
         "SELECT COUNT(*), COUNT(DISTINCT machine_id) FROM events WHERE timestamp_us >= ?1",
@@ -98,23 +116,39 @@ pub fn build(conn: &Connection, since_us: Option<u64>) -> rusqlite::Result<Repor
     commands.add_finishes(conn, since)?;
     commands.add_percentiles(conn, since)?;
     commands.add_top_errors(conn, since)?;
-    let breakdowns = Breakdowns {
-        version: counts(conn, "version", since)?,
-        platform: counts(conn, "os || '/' || arch", since)?,
-        provider: counts(conn, "COALESCE(provider, '(none)')", since)?,
-        ide: counts(conn, "COALESCE(ide, '(none)')", since)?,
-        client: counts(
-            conn,
-            "CASE desktop WHEN 1 THEN 'desktop' ELSE 'cli' END",
-            since,
-        )?,
-    };
+    let (version, version_left) = counts(conn, "version", since, top)?;
+    let (platform, platform_left) = counts(conn, "os || '/' || arch", since, top)?;
+    let (provider, provider_left) = counts(conn, "COALESCE(provider, '(none)')", since, top)?;
+    let (ide, ide_left) = counts(conn, "COALESCE(ide, '(none)')", since, top)?;
+    let (client, client_left) = counts(
+        conn,
+        "CASE desktop WHEN 1 THEN 'desktop' ELSE 'cli' END",
+        since,
+        top,
+    )?;
+    let mut commands = commands.most_run_first();
+    let commands_left = commands.len().saturating_sub(top) as u64;
+    commands.truncate(top);
     Ok(Report {
         since_us,
         events: count(events),
         machines: count(machines),
-        commands: commands.most_run_first(),
-        breakdowns,
+        commands,
+        breakdowns: Breakdowns {
+            version,
+            platform,
+            provider,
+            ide,
+            client,
+        },
+        left_out: LeftOut {
+            commands: commands_left,
+            version: version_left,
+            platform: platform_left,
+            provider: provider_left,
+            ide: ide_left,
+            client: client_left,
+        },
     })
 }
 
@@ -240,21 +274,38 @@ fn percentile(sorted: &[u64], p: usize) -> Option<u64> {
     sorted.get(rank - 1).copied()
 }
 
-/// Runs (start events) grouped by `expression`, a fixed SQL expression
-/// over the columns (never user input).
-fn counts(conn: &Connection, expression: &str, since: i64) -> rusqlite::Result<Vec<Count>> {
+/// The `top` most frequent values of `expression` over runs (start
+/// events), and how many other values there are. `expression` is a fixed
+/// SQL expression over the columns, never user input.
+fn counts(
+    conn: &Connection,
+    expression: &str,
+    since: i64,
+    top: usize,
+) -> rusqlite::Result<(Vec<Count>, u64)> {
     let sql = format!(
         "SELECT {expression} AS value, COUNT(*) AS n FROM events
-         WHERE finished = 0 AND timestamp_us >= ?1 GROUP BY value ORDER BY n DESC, value"
+         WHERE finished = 0 AND timestamp_us >= ?1 GROUP BY value ORDER BY n DESC, value
+         LIMIT ?2"
     );
     let mut stmt = conn.prepare(&sql)?;
-    let rows = stmt.query_map([since], |r| {
+    let limit = i64::try_from(top).unwrap_or(i64::MAX);
+    let rows = stmt.query_map(params![since, limit], |r| {
         Ok(Count {
             value: r.get(0)?,
             count: count(r.get(1)?),
         })
     })?;
-    rows.collect()
+    let shown: Vec<Count> = rows.collect::<rusqlite::Result<_>>()?;
+    let n = shown.len() as u64;
+    let distinct: i64 = conn.query_row(
+        &format!(
+            "SELECT COUNT(DISTINCT {expression}) FROM events WHERE finished = 0 AND timestamp_us >= ?1"
+        ),
+        [since],
+        |r| r.get(0),
+    )?;
+    Ok((shown, count(distinct).saturating_sub(n)))
 }
 
 #[cfg(test)]
@@ -308,7 +359,7 @@ mod tests {
         rows.push(row(3, "devsy provider list", T0));
         let (_dir, conn) = database(&rows)?;
 
-        let report = build(&conn, None)?;
+        let report = build(&conn, None, DEFAULT_TOP)?;
         assert_eq!((report.events, report.machines), (10, 3));
         let up = &report.commands[0];
         assert_eq!(up.command, "devsy up");
@@ -363,7 +414,7 @@ mod tests {
     fn since_leaves_out_older_events() -> Result<(), Box<dyn std::error::Error>> {
         let rows = [row(1, "devsy up", T0), row(1, "devsy up", T0 + 2 * DAY_US)];
         let (_dir, conn) = database(&rows)?;
-        let report = build(&conn, Some(T0 + DAY_US))?;
+        let report = build(&conn, Some(T0 + DAY_US), DEFAULT_TOP)?;
         assert_eq!(report.events, 1);
         assert_eq!(report.commands[0].runs, 1);
         assert!(render(&report).contains("since"), "names the window");
@@ -371,9 +422,31 @@ mod tests {
     }
 
     #[test]
+    fn a_thousand_commands_show_the_top_n_and_count_the_rest()
+    -> Result<(), Box<dyn std::error::Error>> {
+        let rows: Vec<Row> = (0..1_050_u64)
+            .map(|i| Row {
+                provider: Some(format!("provider {}", i % 30)),
+                ..row(1, &format!("devsy command {i}"), T0 + i)
+            })
+            .collect();
+        let (_dir, conn) = database(&rows)?;
+        let report = build(&conn, None, 20)?;
+        assert_eq!(report.commands.len(), 20);
+        assert_eq!(report.left_out.commands, 1_030);
+        assert_eq!(report.breakdowns.provider.len(), 20);
+        assert_eq!(report.left_out.provider, 10);
+        let text = render(&report);
+        assert!(text.contains("… and 1030 more commands"), "{text}");
+        assert!(text.contains("… and 10 more values"), "{text}");
+        assert!(text.lines().count() < 80, "{} lines", text.lines().count());
+        Ok(())
+    }
+
+    #[test]
     fn an_empty_database_says_so() -> Result<(), Box<dyn std::error::Error>> {
         let (_dir, conn) = database(&[])?;
-        let report = build(&conn, None)?;
+        let report = build(&conn, None, DEFAULT_TOP)?;
         assert!(report.commands.is_empty());
         assert!(render(&report).contains("no events yet"));
         Ok(())

@@ -1,9 +1,24 @@
-//! The report as plain-text tables.
+//! The report as plain-text tables, readable whatever the events hold:
+//! each cell is cut to a width in terminal columns ([`COMMAND_WIDTH`],
+//! [`VALUE_WIDTH`], [`ERROR_WIDTH`], measured by `unicode-width`, so a
+//! wide character counts two), and a character that prints nothing or
+//! moves the text (a control, a bidi control, a zero-width character) is
+//! shown escaped, `\u{202e}`.
 
 use std::fmt::Write as _;
 
+use devsy_telemetry_wire::limits::is_invisible;
+use unicode_width::UnicodeWidthChar as _;
+
 use super::dates::format_date;
 use super::{CommandStats, Report};
+
+/// The widest a command is shown, in columns.
+pub const COMMAND_WIDTH: usize = 48;
+/// The widest a breakdown's value is shown.
+pub const VALUE_WIDTH: usize = 40;
+/// The widest an error message is shown.
+pub const ERROR_WIDTH: usize = 100;
 
 /// The report as plain text tables.
 pub fn render(report: &Report) -> String {
@@ -31,7 +46,7 @@ pub fn render(report: &Report) -> String {
         .iter()
         .map(|c| {
             [
-                c.command.clone(),
+                cell(&c.command, COMMAND_WIDTH),
                 c.runs.to_string(),
                 c.machines.to_string(),
                 c.failures.to_string(),
@@ -44,6 +59,13 @@ pub fn render(report: &Report) -> String {
         })
         .collect();
     table(&mut out, &header, &rows);
+    more(
+        &mut out,
+        "",
+        report.left_out.commands,
+        "command",
+        "commands",
+    );
 
     let failing: Vec<&CommandStats> = report
         .commands
@@ -53,50 +75,116 @@ pub fn render(report: &Report) -> String {
     if !failing.is_empty() {
         out.push_str("\nTop errors\n");
         for c in failing {
-            let _ = writeln!(out, "  {}", c.command);
+            let _ = writeln!(out, "  {}", cell(&c.command, COMMAND_WIDTH));
             for e in &c.top_errors {
-                let _ = writeln!(out, "    {:>5}  {}", e.count, one_line(&e.value));
+                let _ = writeln!(out, "    {:>5}  {}", e.count, cell(&e.value, ERROR_WIDTH));
             }
         }
     }
 
     let b = &report.breakdowns;
-    for (title, counts) in [
-        ("Runs by version", &b.version),
-        ("Runs by os/arch", &b.platform),
-        ("Runs by provider", &b.provider),
-        ("Runs by IDE", &b.ide),
-        ("Runs by client (desktop app or CLI)", &b.client),
+    let left = &report.left_out;
+    for (title, counts, left_out) in [
+        ("Runs by version", &b.version, left.version),
+        ("Runs by os/arch", &b.platform, left.platform),
+        ("Runs by provider", &b.provider, left.provider),
+        ("Runs by IDE", &b.ide, left.ide),
+        (
+            "Runs by client (desktop app or CLI)",
+            &b.client,
+            left.client,
+        ),
     ] {
         if counts.is_empty() {
             continue;
         }
         let _ = writeln!(out, "\n{title}");
-        let width = counts.iter().map(|c| c.value.len()).max().unwrap_or(0);
-        for c in counts {
-            let _ = writeln!(out, "  {:<width$}  {:>6}", c.value, c.count);
+        let values: Vec<String> = counts.iter().map(|c| cell(&c.value, VALUE_WIDTH)).collect();
+        let width = values.iter().map(|v| columns(v)).max().unwrap_or(0);
+        for (value, c) in values.iter().zip(counts) {
+            let _ = writeln!(out, "  {}  {:>6}", pad(value, width), c.count);
         }
+        more(&mut out, "  ", left_out, "value", "values");
     }
     out
 }
 
+/// `… and N more commands`, when some were left out.
+fn more(out: &mut String, indent: &str, n: u64, one: &str, many: &str) {
+    if n > 0 {
+        let _ = writeln!(
+            out,
+            "{indent}… and {n} more {}",
+            if n == 1 { one } else { many }
+        );
+    }
+}
+
+/// `text` as a cell: on one line, every character that prints nothing or
+/// moves the text escaped, and cut to `width` columns with `…`.
+pub fn cell(text: &str, width: usize) -> String {
+    let mut shown = String::new();
+    let mut used = 0;
+    for c in text.chars() {
+        let piece = if c == '\n' {
+            " ⏎ ".to_string()
+        } else if c.is_control() || is_invisible(c) {
+            format!("\\u{{{:x}}}", u32::from(c))
+        } else {
+            c.to_string()
+        };
+        let piece_width = columns(&piece);
+        if used + piece_width > width {
+            // Room for the ellipsis: take back what does not fit with it.
+            while used + 1 > width {
+                let Some(last) = shown.pop() else { break };
+                used -= last.width().unwrap_or(0);
+            }
+            shown.push('…');
+            return shown;
+        }
+        used += piece_width;
+        shown.push_str(&piece);
+    }
+    shown
+}
+
+/// The columns `text` takes in a terminal.
+fn columns(text: &str) -> usize {
+    text.chars().map(|c| c.width().unwrap_or(0)).sum()
+}
+
+/// `text` padded with spaces to `width` columns.
+fn pad(text: &str, width: usize) -> String {
+    let mut padded = text.to_string();
+    padded.extend(std::iter::repeat_n(
+        ' ',
+        width.saturating_sub(columns(text)),
+    ));
+    padded
+}
+
 /// Columns padded to their widest cell; the first left-aligned, the rest right.
 fn table<const N: usize>(out: &mut String, header: &[&str; N], rows: &[[String; N]]) {
-    let mut widths = header.map(str::len);
+    let mut widths = header.map(columns);
     for row in rows {
         for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
+            *w = (*w).max(columns(cell));
         }
     }
     let line = |out: &mut String, cells: &mut dyn Iterator<Item = &str>| {
         let mut first = true;
         for (cell, width) in cells.zip(widths) {
             if first {
-                let _ = write!(out, "{cell:<width$}");
+                out.push_str(&pad(cell, width));
                 first = false;
             } else {
-                let _ = write!(out, "  {cell:>width$}");
+                let _ = write!(out, "  {:>width$}", cell);
             }
+        }
+        // The last column is right-aligned; the first may end in spaces.
+        while out.ends_with(' ') {
+            out.pop();
         }
         out.push('\n');
     };
@@ -106,7 +194,22 @@ fn table<const N: usize>(out: &mut String, header: &[&str; N], rows: &[[String; 
     }
 }
 
-/// An error message on one line, for the table.
-fn one_line(text: &str) -> String {
-    text.replace('\n', " ⏎ ")
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cells_are_cut_by_columns_and_show_what_cannot_be_seen() {
+        assert_eq!(cell("devsy up", 48), "devsy up");
+        assert_eq!(cell("devsy up\u{200b}", 48), "devsy up\\u{200b}");
+        assert_eq!(cell("\u{202e}pu", 48), "\\u{202e}pu");
+        assert_eq!(cell("a\nb", 48), "a ⏎ b");
+        let long = "x".repeat(100);
+        let cut = cell(&long, 10);
+        assert_eq!((columns(&cut), cut.ends_with('…')), (10, true));
+        // Wide characters count two columns each.
+        let cut = cell(&"日本".repeat(10), 9);
+        assert!(columns(&cut) <= 9, "{cut}");
+        assert_eq!(pad("日本", 6), "日本  ");
+    }
 }
