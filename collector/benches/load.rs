@@ -9,7 +9,10 @@
 //!   from when each request was due, so a server that falls behind is
 //!   charged for the wait), with batches of 1 and of 100.
 //!
-//! - the same with `--durability full` (one fsync per batch).
+//! - the same with `--durability full` (one fsync per batch);
+//! - under attack: a valid client's paced requests, from 127.0.0.1, while
+//!   other loopback addresses hold idle connections, a slowloris, or
+//!   stalled uploads (the default limits, rate limits lifted).
 //!
 //! Every phase is bounded in requests and in time. Figures and goals are in
 //! the collector's README.
@@ -253,6 +256,61 @@ fn collect(results: Vec<(usize, Vec<Duration>)>, elapsed: Duration) -> Figures {
     figures
 }
 
+/// A connection to `to` from `from`, another loopback address.
+fn connect_from(from: std::net::Ipv4Addr, to: std::net::SocketAddr) -> Option<std::net::TcpStream> {
+    use rustix::net::{AddressFamily, SocketType, bind, connect, socket};
+    let socket = socket(AddressFamily::INET, SocketType::STREAM, None).ok()?;
+    bind(&socket, &std::net::SocketAddr::from((from, 0))).ok()?;
+    connect(&socket, &to).ok()?;
+    Some(std::net::TcpStream::from(socket))
+}
+
+/// What the attackers send on each connection before they stop.
+#[derive(Clone, Copy)]
+enum Attack {
+    /// Nothing.
+    Idle,
+    /// Half a request head.
+    Slowloris,
+    /// A head declaring 1 MiB, and all of the body but its last byte.
+    StalledUpload,
+}
+
+/// Opens `per_address` connections from each of `addresses` loopback
+/// addresses (127.0.0.2 on) and does `attack` on them; they stay open
+/// until the returned streams are dropped.
+fn attack(
+    to: std::net::SocketAddr,
+    addresses: u8,
+    per_address: usize,
+    attack: Attack,
+) -> Vec<std::net::TcpStream> {
+    use std::io::Write as _;
+    let body = vec![b' '; 1024 * 1024 - 1];
+    let mut held = Vec::new();
+    for a in 0..addresses {
+        let from = std::net::Ipv4Addr::new(127, 0, 0, 2 + a);
+        for _ in 0..per_address {
+            let Some(mut stream) = connect_from(from, to) else {
+                continue;
+            };
+            let _ = stream.set_write_timeout(Some(Duration::from_millis(200)));
+            let _ = match attack {
+                Attack::Idle => Ok(()),
+                Attack::Slowloris => stream.write_all(b"POST /v1/insert HTTP/1.1\r\nHost: x\r\nX-A"),
+                Attack::StalledUpload => stream
+                    .write_all(
+                        b"POST /v1/insert HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+                          Content-Length: 1048576\r\n\r\n",
+                    )
+                    .and_then(|()| stream.write_all(&body)),
+            };
+            held.push(stream);
+        }
+    }
+    held
+}
+
 fn main() {
     // Under `cargo test --benches` there is nothing to measure.
     if std::env::args().any(|a| a == "--test" || a == "--list") {
@@ -287,4 +345,56 @@ fn main() {
         "--durability full: sustained, 4 clients, batches of 100",
         100,
     );
+    drop(server);
+
+    // Under attack, the default connection limits: 1,024 open, 64 from one
+    // address, a 10 s header timeout, a 64 MiB body budget.
+    for (label, addresses, per_address, kind) in [
+        (
+            "2,000 idle connections from one address",
+            1,
+            2_000,
+            Attack::Idle,
+        ),
+        (
+            "500 slowloris connections from one address",
+            1,
+            500,
+            Attack::Slowloris,
+        ),
+        (
+            "200 stalled 1 MiB uploads from 10 addresses",
+            10,
+            20,
+            Attack::StalledUpload,
+        ),
+        (
+            "2,000 idle connections from 40 addresses",
+            40,
+            50,
+            Attack::Idle,
+        ),
+    ] {
+        let server = start(
+            &binary,
+            &dir.path().join(format!("attack-{addresses}.db")),
+            "normal",
+        );
+        let to = server
+            .endpoint
+            .trim_start_matches("http://")
+            .trim_end_matches("/v1/insert")
+            .parse()
+            .expect("an address");
+        let held = attack(to, addresses, per_address, kind);
+        let endpoint = server.endpoint.as_str();
+        paced(endpoint, 4, 100, 200, 3).print(
+            &format!(
+                "under attack ({label}; {} connected): paced 200 requests/s, batches of 100",
+                held.len()
+            ),
+            100,
+        );
+        drop(held);
+    }
 }

@@ -34,6 +34,9 @@ pub struct Limits {
     pub body_deadline: Duration,
     /// Connections open at once; more are closed at accept.
     pub max_connections: usize,
+    /// Connections open at once from one address: one client cannot take
+    /// the whole of `max_connections`.
+    pub max_per_address: usize,
     /// After SIGTERM, how long requests in flight may take.
     pub shutdown_grace: Duration,
 }
@@ -44,6 +47,7 @@ impl Default for Limits {
             header_timeout: Duration::from_secs(10),
             body_deadline: Duration::from_secs(20),
             max_connections: 1024,
+            max_per_address: 64,
             shutdown_grace: Duration::from_secs(5),
         }
     }
@@ -64,6 +68,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) {
     let open = Arc::new(Semaphore::new(limits.max_connections));
+    let per_address = Arc::new(PerAddress::new(limits.max_per_address));
     let (stop, stopping) = watch::channel(false);
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
@@ -81,6 +86,14 @@ pub async fn serve(
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
+                    let Some(mine) = PerAddress::enter(&per_address, peer.ip()) else {
+                        refused.log(|n| format!(
+                            "{n} connections refused: {} open from one address, its cap",
+                            limits.max_per_address
+                        ));
+                        drop(stream);
+                        continue;
+                    };
                     let Ok(permit) = Arc::clone(&open).try_acquire_owned() else {
                         // Closed at once: a flood must not starve the clients
                         // already connected, nor queue behind them.
@@ -92,7 +105,7 @@ pub async fn serve(
                     let http = http.clone();
                     let mut stopping = stopping.clone();
                     connections.spawn(async move {
-                        let _permit = permit;
+                        let _permit = (permit, mine);
                         let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
                             request.extensions_mut().insert(ConnectInfo(peer));
                             app.clone().oneshot(request)
@@ -130,6 +143,60 @@ pub async fn serve(
             limits.shutdown_grace
         ));
         connections.abort_all();
+    }
+}
+
+/// Connections open per client address, bounded by a cap each.
+struct PerAddress {
+    cap: usize,
+    open: std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>,
+}
+
+/// One connection of an address; counted down when dropped.
+struct Entered {
+    table: Arc<PerAddress>,
+    address: std::net::IpAddr,
+}
+
+impl PerAddress {
+    fn new(cap: usize) -> Self {
+        Self {
+            cap: cap.max(1),
+            open: std::sync::Mutex::new(std::collections::HashMap::new()),
+        }
+    }
+
+    /// A connection of `address`, unless it has its cap open already.
+    fn enter(table: &Arc<Self>, address: std::net::IpAddr) -> Option<Entered> {
+        let mut open = table
+            .open
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let count = open.entry(address).or_insert(0);
+        if *count >= table.cap {
+            return None;
+        }
+        *count += 1;
+        Some(Entered {
+            table: Arc::clone(table),
+            address,
+        })
+    }
+}
+
+impl Drop for Entered {
+    fn drop(&mut self) {
+        let mut open = self
+            .table
+            .open
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(count) = open.get_mut(&self.address) {
+            *count -= 1;
+            if *count == 0 {
+                open.remove(&self.address);
+            }
+        }
     }
 }
 

@@ -46,6 +46,9 @@ struct LimitArgs {
     /// open-file limit, which is raised to its hard limit at start)
     #[arg(long, default_value_t = 1024, value_name = "N")]
     max_connections: usize,
+    /// Connections open at once from one address
+    #[arg(long, default_value_t = 64, value_name = "N")]
+    max_connections_per_address: usize,
     /// Request bodies held in memory at once, in MiB; past it, 503
     #[arg(long, default_value_t = 64, value_name = "MIB")]
     body_budget: usize,
@@ -122,6 +125,7 @@ impl LimitArgs {
                 header_timeout: Duration::from_secs_f64(self.header_timeout),
                 body_deadline: Duration::from_secs_f64(self.body_deadline),
                 max_connections: self.max_connections.max(1),
+                max_per_address: self.max_connections_per_address.max(1),
                 shutdown_grace: Duration::from_secs_f64(self.shutdown_grace),
             },
             self.body_budget.max(1).saturating_mul(1024 * 1024),

@@ -67,6 +67,8 @@ struct App {
     stored: Arc<AtomicU64>,
     /// The body budget, in KiB (a semaphore counts in `u32`).
     budget: Arc<Semaphore>,
+    /// What of the budget each address holds, at most a sixteenth of it.
+    shares: Arc<Shares>,
     body_deadline: Duration,
 }
 
@@ -129,6 +131,15 @@ async fn insert(
     let kib = u32::try_from(reserve.div_ceil(1024))
         .unwrap_or(u32::MAX)
         .max(1);
+    // One address holds at most its share, so a few that stall uploads
+    // cannot spend the whole budget on the others.
+    let Some(_share) = app.shares.take(peer.ip(), u64::from(kib)) else {
+        return retry_later(
+            StatusCode::SERVICE_UNAVAILABLE,
+            RETRY_AFTER_BUSY,
+            "too many request bodies in memory from this address; try again",
+        );
+    };
     let Ok(_reserved) = Arc::clone(&app.budget).try_acquire_many_owned(kib) else {
         return retry_later(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -229,6 +240,65 @@ async fn retention(writer: mpsc::Sender<Job>, retain: Duration) {
             }
         }
         tokio::time::sleep(PRUNE_EVERY).await;
+    }
+}
+
+/// Into how many shares the body budget is cut per address: one address
+/// holds at most one (and always room for one largest body).
+const SHARES: u64 = 16;
+
+/// The KiB of body memory each address holds.
+struct Shares {
+    cap: u64,
+    held: std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, u64>>,
+}
+
+/// Memory held by one request of an address; given back when dropped.
+struct Share<'a> {
+    shares: &'a Shares,
+    address: std::net::IpAddr,
+    kib: u64,
+}
+
+impl Shares {
+    fn new(cap: u64) -> Self {
+        Self {
+            cap,
+            held: std::sync::Mutex::new(std::collections::HashMap::new()),
+        }
+    }
+
+    fn take(&self, address: std::net::IpAddr, kib: u64) -> Option<Share<'_>> {
+        let mut held = self
+            .held
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mine = held.entry(address).or_insert(0);
+        if *mine + kib > self.cap {
+            return None;
+        }
+        *mine += kib;
+        Some(Share {
+            shares: self,
+            address,
+            kib,
+        })
+    }
+}
+
+impl Drop for Share<'_> {
+    fn drop(&mut self) {
+        let mut held = self
+            .shares
+            .held
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(mine) = held.get_mut(&self.address) {
+            *mine = mine.saturating_sub(self.kib);
+            if *mine == 0 {
+                held.remove(&self.address);
+            }
+        }
     }
 }
 
@@ -381,6 +451,9 @@ where
         disk: Arc::new(DiskFloor::new(&options.db, options.min_free_bytes)),
         stored: Arc::clone(&stored),
         budget: Arc::new(Semaphore::new(budget_kib as usize)),
+        shares: Arc::new(Shares::new(
+            (u64::from(budget_kib) / SHARES).max(MAX_BODY.div_ceil(1024) as u64),
+        )),
         body_deadline: limits.body_deadline,
     });
     let signalled = {

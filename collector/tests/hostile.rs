@@ -324,3 +324,56 @@ fn events_older_than_the_retention_are_deleted() {
     assert_eq!(stored(&db), 1, "only the event of today is kept");
     drop(collector);
 }
+
+/// A connection to `to` from `from`, another loopback address (Linux
+/// routes all of 127.0.0.0/8 to the loopback device).
+fn connect_from(from: std::net::Ipv4Addr, to: std::net::SocketAddr) -> std::io::Result<TcpStream> {
+    use rustix::net::{AddressFamily, SocketType, bind, connect, socket};
+    let socket = socket(AddressFamily::INET, SocketType::STREAM, None)?;
+    bind(&socket, &std::net::SocketAddr::from((from, 0)))?;
+    connect(&socket, &to)?;
+    Ok(TcpStream::from(socket))
+}
+
+#[test]
+fn one_address_cannot_take_every_connection_from_the_others() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = dir.path().join("t.db");
+    let collector = Collector::start_with(
+        &db,
+        &[
+            "--max-connections",
+            "100",
+            "--max-connections-per-address",
+            "10",
+            "--header-timeout",
+            "30",
+        ],
+        Stderr::Piped,
+    );
+    // A flood from 127.0.0.2: ten are held, the rest closed at once.
+    let attacker = std::net::Ipv4Addr::new(127, 0, 0, 2);
+    let flood: Vec<TcpStream> = (0..200)
+        .filter_map(|_| connect_from(attacker, collector.address).ok())
+        .collect();
+    let mut closed = 0;
+    for mut stream in flood.iter().filter_map(|s| s.try_clone().ok()) {
+        if closed_within(&mut stream, Duration::from_millis(100)) {
+            closed += 1;
+        }
+    }
+    assert!(closed >= 190, "{closed} of 200 closed at once");
+    // A client that connects only now, from 127.0.0.1, is served.
+    let started = now_micros();
+    let client = agent();
+    for i in 0..20 {
+        let (status, answer) = post(
+            &client,
+            &collector.endpoint(),
+            &batch(&[start_event(i, "devsy up", started)]),
+        );
+        assert_eq!(status, 200, "batch {i} during the flood: {answer}");
+    }
+    assert_eq!(stored(&db), 20);
+    drop(flood);
+}
