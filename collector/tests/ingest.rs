@@ -99,6 +99,36 @@ fn every_rejection_names_the_problem_and_stores_nothing() {
             Some(1),
             Some("event.properties.error"),
         ),
+        (
+            "a bidi override in a command",
+            with(&|e| e["event"]["properties"]["command"] = json!("devsy \u{202e}pu")),
+            Some(1),
+            Some("event.properties.command"),
+        ),
+        (
+            "a zero-width space in a provider",
+            with(&|e| e["event"]["properties"]["provider"] = json!("docker\u{200b}")),
+            Some(1),
+            Some("event.properties.provider"),
+        ),
+        (
+            "an event written as an array",
+            {
+                let id = "00000001".repeat(8);
+                let positional = json!([
+                    [
+                        "devsy_cli",
+                        id,
+                        now_micros(),
+                        ["devsy up", null, null, null, "false", "v0.5.29", null, null]
+                    ],
+                    [id, "amd64", "linux"]
+                ]);
+                serde_json::to_vec(&json!({ "data": [good.clone(), positional] })).expect("json")
+            },
+            Some(1),
+            None,
+        ),
         ("not JSON", b"{\"data\": [".to_vec(), None, None),
         (
             "no data",
@@ -118,6 +148,34 @@ fn every_rejection_names_the_problem_and_stores_nothing() {
         );
     }
     assert_eq!(stored(&collector.db), 0, "a refused batch stores nothing");
+}
+
+#[test]
+fn a_report_of_a_thousand_commands_prints_the_top_and_counts_the_rest() {
+    let (_dir, collector) = collector();
+    let agent = agent();
+    let now = now_micros();
+    for chunk in 0..11_u32 {
+        let events: Vec<_> = (0..100)
+            .map(|i| {
+                start_event(
+                    chunk * 100 + i,
+                    &format!("devsy command {}", chunk * 100 + i),
+                    now,
+                )
+            })
+            .collect();
+        assert_eq!(post(&agent, &collector.endpoint(), &batch(&events)).0, 200);
+    }
+    let output = std::process::Command::new(support::BINARY)
+        .args(["report", "--top", "20", "--db"])
+        .arg(&collector.db)
+        .output()
+        .expect("run report");
+    assert!(output.status.success());
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(text.contains("… and 1080 more commands"), "{text}");
+    assert!(text.lines().count() < 60, "{} lines", text.lines().count());
 }
 
 #[test]
