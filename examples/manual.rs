@@ -24,6 +24,9 @@ fn main() -> ExitCode {
         .version(concat!("v", env!("CARGO_PKG_VERSION")))
         .endpoint("http://127.0.0.1:8787/v1/insert")
         .provider("kubernetes") // the default provider
+        // Consent first: the run that shows the first-run notice sends
+        // nothing (the `devsy` example sends from its first run).
+        .notice_before_sending(true)
         .start();
 
     let args: Vec<String> = std::env::args().skip(1).collect();

@@ -87,7 +87,9 @@ pub fn run(version: &'static str) -> ExitCode {
 fn start_telemetry(version: &str, context: Option<&str>, config: Option<&Config>) -> Telemetry {
     let mut builder = Telemetry::builder("devsy")
         .version(version)
-        .endpoint(DEFAULT_ENDPOINT);
+        .endpoint(DEFAULT_ENDPOINT)
+        // Named by the first-run notice, beside DEVSY_DISABLE_TELEMETRY.
+        .opt_out_command("devsy context set-options -o TELEMETRY=false");
     if let Some(context) = context {
         builder = builder.context(context);
     }
@@ -299,15 +301,24 @@ fn context_options(session: &mut Session<'_>) -> Result<String, CliError> {
 /// telemetry off.
 #[telemetry_command]
 fn telemetry_status(session: &Session<'_>) -> Result<String, CliError> {
-    let status = session.telemetry.status();
-    let Some(exit) = session.telemetry.exit_mode() else {
+    let telemetry = &session.telemetry;
+    let status = telemetry.status();
+    let notice = if telemetry.notice_shown() {
+        "shown"
+    } else {
+        "not shown"
+    };
+    // Off: the rule says it all (and the notice is forgotten with the rest).
+    let (Some(exit), Some(destination)) = (telemetry.exit_mode(), telemetry.destination()) else {
         return Ok(format!("telemetry: {status}"));
     };
     // This process's counts so far, including what the spool of earlier
-    // runs held.
+    // runs held. One line each, to grep.
     Ok(format!(
-        "telemetry: {status}\nexit: {exit}\nevents: {}",
-        session.telemetry.stats()
+        "telemetry: {status}\nexit: {exit}\nevents: {}\nendpoint: {destination}\n\
+         spooled: {} events\nnotice: {notice}",
+        telemetry.stats(),
+        telemetry.spooled_events()
     ))
 }
 

@@ -12,12 +12,13 @@ use devsy_telemetry_wire::limits::{self, Field, fit_owned};
 use crate::app::{App, CONFIG_FILE, Env, Variables};
 use crate::command::CommandBuilder;
 use crate::exit::{self, Exit, ExitMode};
+use crate::notice::Notice;
 use crate::policy::{self, ContextSource, DisabledBy, Inputs, Status};
 use crate::queue::{Config, Props, Shared, Sink, Stats};
 use crate::scrub::Scrubber;
 use crate::spool::Spool;
 use crate::transport::{Transport, check_endpoint};
-use crate::{courier, global, worker};
+use crate::{courier, files, global, notice, worker};
 
 /// The default slow threshold: a command that runs this long sends a
 /// finished event even when it succeeds.
@@ -55,6 +56,9 @@ pub struct Builder {
     enabled: bool,
     env: Option<HashMap<String, String>>,
     config_dir: Option<PathBuf>,
+    notice: Notice,
+    opt_out_command: Option<String>,
+    notice_before_sending: bool,
 }
 
 impl fmt::Debug for Builder {
@@ -88,6 +92,9 @@ impl Builder {
             enabled: true,
             env: None,
             config_dir: None,
+            notice: Notice::Default,
+            opt_out_command: None,
+            notice_before_sending: false,
         }
     }
 
@@ -209,6 +216,47 @@ impl Builder {
         self
     }
 
+    /// What the first run with telemetry on tells the person at the
+    /// terminal, once (default: [`Notice::Default`], the library's text;
+    /// [`Notice::Off`] for an app that shows its own). It is printed on
+    /// stderr only when stderr is a terminal and not in CI; never when
+    /// telemetry is off, in debug mode or in a courier. That it was shown
+    /// is kept in the config dir (`telemetry-notice-shown`), and forgotten
+    /// with everything else when telemetry is turned off.
+    ///
+    /// ```no_run
+    /// use devsy_telemetry_runtime::{Notice, Telemetry};
+    ///
+    /// let _telemetry = Telemetry::builder("devsy")
+    ///     .version("v0.5.29")
+    ///     .endpoint("https://telemetry.devsy.sh/v1/insert")
+    ///     .notice(Notice::Default)
+    ///     .opt_out_command("devsy context set-options -o TELEMETRY=false")
+    ///     .start();
+    /// ```
+    pub fn notice(mut self, notice: Notice) -> Self {
+        self.notice = notice;
+        self
+    }
+
+    /// The app's own command that turns telemetry off, named by the
+    /// default notice.
+    pub fn opt_out_command(mut self, command: impl Into<String>) -> Self {
+        self.opt_out_command = Some(command.into());
+        self
+    }
+
+    /// `true`: the run that shows the notice sends nothing (its status is
+    /// [`DisabledBy::FirstRunNotice`]), so that nothing is sent before the
+    /// person has read how to opt out; the next run sends. The default,
+    /// `false`, sends from the first run, as Next.js and Turborepo do: the
+    /// notice says how to stop, and a first run is most of what a
+    /// short-lived CLI's telemetry sees. Homebrew and the .NET CLI wait.
+    pub fn notice_before_sending(mut self, wait: bool) -> Self {
+        self.notice_before_sending = wait;
+        self
+    }
+
     /// What dropping the guard does with events not yet delivered:
     /// [`Exit::Handoff`] (the default) writes them to the spool and starts
     /// a detached courier that delivers them, so the exit waits for no
@@ -263,17 +311,23 @@ impl Builder {
         } else {
             self.consent(&run, None)
                 .and_then(|context| Ok((context, self.sink(&run)?)))
-                .and_then(|(context, sink)| self.start_worker(&run, context, sink))
+                .and_then(|(context, sink)| {
+                    self.first_run_notice(&run)?;
+                    self.start_worker(&run, context, sink)
+                })
         };
         started.inspect_err(|rule| {
             if run.debug {
                 eprintln!("devsy-telemetry: telemetry is off: {rule}");
             }
-            // Telemetry is off: what an earlier run left unsent goes too.
-            if !matches!(rule, DisabledBy::WorkerUnavailable { .. })
-                && let Some(dir) = &run.config_dir
+            // Telemetry is off: what an earlier run left unsent goes too,
+            // and the fallback id and the notice's mark.
+            if !matches!(
+                rule,
+                DisabledBy::WorkerUnavailable { .. } | DisabledBy::FirstRunNotice
+            ) && let Some(dir) = &run.config_dir
             {
-                Spool::new(dir).forget();
+                files::forget(dir);
             }
         })
     }
@@ -320,6 +374,33 @@ impl Builder {
         Ok(Sink::Http(endpoint))
     }
 
+    /// Shows the notice if this is the first run that may: telemetry is
+    /// on, not in debug mode, a person at the terminal, not CI. With
+    /// [`notice_before_sending`](Self::notice_before_sending), the run that
+    /// shows it goes no further.
+    fn first_run_notice(&self, run: &Run) -> Result<(), DisabledBy> {
+        let Some(dir) = &run.config_dir else {
+            return Ok(());
+        };
+        let text = match &self.notice {
+            Notice::Off => return Ok(()),
+            Notice::Default => notice::default_text(&run.app, self.opt_out_command.as_deref()),
+            Notice::Text(text) => text.clone(),
+        };
+        if run.debug
+            || notice::shown(dir)
+            || exit::ci_variable(&run.env).is_some()
+            || !notice::may_show()
+        {
+            return Ok(());
+        }
+        notice::show(dir, &text);
+        if self.notice_before_sending {
+            return Err(DisabledBy::FirstRunNotice);
+        }
+        Ok(())
+    }
+
     /// The client's configuration, its worker, and the process's current
     /// client.
     fn start_worker(
@@ -364,6 +445,11 @@ impl Builder {
             config_dir: config_dir.clone(),
             spool: config_dir.as_deref().filter(|_| !debug).map(Spool::new),
             context,
+            destination: match &sink {
+                Sink::Http(endpoint) => origin(endpoint),
+                Sink::Custom(_) => "a custom transport".into(),
+                Sink::Debug => "stderr (debug mode: printed, not sent)".into(),
+            },
             scrubber: Scrubber::new(env.home().as_deref(), env.user().as_deref()),
         }));
         if let Err(e) = worker::spawn(&shared, sink) {
@@ -373,6 +459,17 @@ impl Builder {
         global::install(&shared);
         Ok((shared, *debug))
     }
+}
+
+/// `scheme://host[:port]` of an endpoint: its path and query may hold a
+/// key, and user info a password, so neither is shown.
+fn origin(endpoint: &str) -> String {
+    let (scheme, rest) = endpoint.split_once("://").unwrap_or(("", endpoint));
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host = authority
+        .rsplit_once('@')
+        .map_or(authority, |(_, host)| host);
+    format!("{scheme}://{host}")
 }
 
 /// One run's view of where it is: the app, the environment it reads, its
@@ -481,6 +578,55 @@ impl Telemetry {
             Inner::On { debug: false, .. } => Status::Enabled,
             Inner::Off(rule) => Status::Disabled(rule.clone()),
             Inner::Ended => Status::Disabled(DisabledBy::Runtime),
+        }
+    }
+
+    /// Where events go: the endpoint's scheme and host (never its path or
+    /// query, which may hold a key), `a custom transport`, or stderr in
+    /// debug mode; `None` when telemetry is off.
+    ///
+    /// ```
+    /// let telemetry = devsy_telemetry_runtime::Telemetry::builder("devsy")
+    ///     .version("v0.5.29")
+    ///     .endpoint("https://user:secret@telemetry.devsy.sh/v1/insert?key=k")
+    ///     .env([("HOME", "/nonexistent")])
+    ///     .start();
+    /// assert_eq!(telemetry.destination().as_deref(), Some("https://telemetry.devsy.sh"));
+    /// ```
+    #[must_use]
+    pub fn destination(&self) -> Option<String> {
+        match &self.inner {
+            Inner::On { shared, .. } => Some(shared.config.destination.clone()),
+            Inner::Off(_) | Inner::Ended => None,
+        }
+    }
+
+    /// How many events wait in the spool for a courier or a later run: 0
+    /// when telemetry is off, which deletes the spool.
+    #[must_use]
+    pub fn spooled_events(&self) -> usize {
+        match &self.inner {
+            Inner::On { shared, .. } => shared
+                .config
+                .spool
+                .as_ref()
+                .map_or(0, Spool::waiting_events),
+            Inner::Off(_) | Inner::Ended => 0,
+        }
+    }
+
+    /// Whether the first-run notice was shown from this config dir (this
+    /// run or an earlier one). Turning telemetry off forgets it.
+    #[must_use]
+    pub fn notice_shown(&self) -> bool {
+        match &self.inner {
+            Inner::On { shared, .. } => shared
+                .config
+                .config_dir
+                .as_deref()
+                .is_some_and(notice::shown),
+            Inner::Off(rule) => *rule == DisabledBy::FirstRunNotice,
+            Inner::Ended => false,
         }
     }
 

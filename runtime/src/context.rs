@@ -233,14 +233,16 @@ impl ContextStore {
             Some(dir) if !dir.as_os_str().is_empty() => dir,
             _ => Path::new("."),
         };
-        fs::create_dir_all(dir).map_err(write_err)?;
+        crate::files::create_dir_all(dir).map_err(write_err)?;
         let file_name = self
             .path
             .file_name()
             .map_or_else(|| "config.json".into(), |n| n.to_string_lossy());
         let tmp = dir.join(format!(".{file_name}.{}.tmp", std::process::id()));
         let result = (|| {
-            let mut file = fs::File::create(&tmp)?;
+            // New: private. Existing: it keeps its permissions.
+            let _ = fs::remove_file(&tmp);
+            let mut file = crate::files::create_new(&tmp)?;
             file.write_all(text.as_bytes())?;
             if let Ok(meta) = fs::metadata(&self.path) {
                 file.set_permissions(meta.permissions())?;

@@ -145,7 +145,7 @@ fn deliver(mut builder: Builder, app: App, invocation: &Invocation) {
     let spool = Spool::new(&dir);
     let allowed = |builder: &Builder| builder.consent(&run, Some(&invocation.context)).is_ok();
     if !allowed(&builder) {
-        spool.forget();
+        crate::files::forget(&dir);
         return;
     }
     let transport: Box<dyn Transport> = match builder.sink(&run) {

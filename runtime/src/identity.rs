@@ -7,6 +7,8 @@ use std::path::Path;
 use std::sync::OnceLock;
 
 use hmac::{Hmac, KeyInit, Mac};
+
+use crate::files;
 use sha2::Sha256;
 
 /// The name of the file, inside the config dir, that keeps a random id on
@@ -85,6 +87,12 @@ fn random_id() -> Vec<u8> {
     hex(&bytes).into_bytes()
 }
 
+/// Telemetry was turned off: the kept random id goes, so that opting in
+/// again links nothing to the events sent before.
+pub(crate) fn forget(dir: &Path) {
+    let _ = fs::remove_file(dir.join(FALLBACK_ID_FILE));
+}
+
 /// Reads the kept random id, or creates it. Creation is atomic and
 /// first-writer-wins: the id is written to a temporary file and hard-linked
 /// into place, so two processes racing agree on one id and nobody ever reads
@@ -94,11 +102,12 @@ fn fallback_id(dir: &Path) -> io::Result<Vec<u8>> {
     if let Some(id) = read_id(&path)? {
         return Ok(id);
     }
-    fs::create_dir_all(dir)?;
+    files::create_dir_all(dir)?;
     let id = random_id();
     let tmp = dir.join(format!(".{FALLBACK_ID_FILE}.{}.tmp", std::process::id()));
+    let _ = fs::remove_file(&tmp);
     {
-        let mut file = fs::File::create(&tmp)?;
+        let mut file = files::create_new(&tmp)?;
         file.write_all(&id)?;
         file.sync_all()?;
     }
@@ -115,7 +124,8 @@ fn fallback_id(dir: &Path) -> io::Result<Vec<u8>> {
 }
 
 fn read_id(path: &Path) -> io::Result<Option<Vec<u8>>> {
-    match fs::read_to_string(path) {
+    // Never through a link: a planted one would choose the key.
+    match files::read_to_string(path) {
         Ok(text) if !text.trim().is_empty() => Ok(Some(text.trim().as_bytes().to_vec())),
         Ok(_) => Ok(None),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
@@ -237,6 +247,31 @@ mod tests {
         }
         assert_eq!(a, machine_id("devsy", Some(dir.path())));
         assert_ne!(a, machine_id("other-cli", Some(dir.path())));
+    }
+
+    #[test]
+    fn opting_out_and_in_again_makes_a_new_fallback_id() -> io::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let first = fallback_id(dir.path())?;
+        crate::files::forget(dir.path());
+        assert!(!dir.path().join(FALLBACK_ID_FILE).exists());
+        assert_ne!(fallback_id(dir.path())?, first);
+        Ok(())
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_link_at_the_fallback_id_is_refused_and_its_target_untouched() -> io::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let target = dir.path().join("chosen-key");
+        fs::write(&target, "a key someone chose")?;
+        std::os::unix::fs::symlink(&target, dir.path().join(FALLBACK_ID_FILE))?;
+        assert!(
+            fallback_id(dir.path()).is_err(),
+            "refused: a random id serves the run"
+        );
+        assert_eq!(fs::read_to_string(&target)?, "a key someone chose");
+        Ok(())
     }
 
     #[test]

@@ -133,6 +133,11 @@ pub enum DisabledBy {
     },
     /// [`disable`](crate::disable) was called in this process.
     Runtime,
+    /// The first-run notice was shown in this run, and the app asked for
+    /// nothing to be sent by the run that shows it
+    /// ([`Builder::notice_before_sending`](crate::Builder::notice_before_sending)).
+    /// The next run sends.
+    FirstRunNotice,
     /// The crate was built without its `telemetry` feature.
     CompiledOut,
     /// The background thread could not be started.
@@ -166,6 +171,9 @@ impl fmt::Display for DisabledBy {
                 write!(f, "invalid endpoint '{endpoint}': {reason}")
             }
             Self::Runtime => f.write_str("turned off while running"),
+            Self::FirstRunNotice => {
+                f.write_str("the first-run notice was shown: this run sends nothing")
+            }
             Self::CompiledOut => f.write_str("built without the `telemetry` feature"),
             Self::WorkerUnavailable { reason } => {
                 write!(f, "background thread could not start: {reason}")

@@ -94,6 +94,9 @@ pub(crate) struct Config {
     pub spool: Option<Spool>,
     /// The context whose options applied: a courier checks the same one.
     pub context: String,
+    /// Where batches go, as `Telemetry::destination` tells it: an
+    /// endpoint's scheme and host, never its path or query.
+    pub destination: String,
     /// Cleans error messages of personal data before they are sent.
     pub scrubber: Scrubber,
 }
@@ -442,6 +445,9 @@ impl Shared {
             if let Some(spool) = &self.config.spool {
                 spool.forget();
             }
+            if let Some(dir) = &self.config.config_dir {
+                crate::files::forget(dir);
+            }
         }
         let mut queue = self.lock();
         queue.closed = true;
@@ -758,6 +764,7 @@ pub(crate) fn test_shared() -> (Shared, tempfile::TempDir) {
         config_dir: Some(dir.path().to_path_buf()),
         spool: Some(Spool::new(dir.path())),
         context: "default".into(),
+        destination: "a custom transport".into(),
         scrubber: Scrubber::new(None, None),
     };
     (Shared::new(config), dir)

@@ -22,6 +22,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::event::Batch;
+use crate::files;
 
 /// The spool directory's name inside the config dir.
 pub(crate) const SPOOL_DIR: &str = "telemetry-spool";
@@ -92,7 +93,7 @@ impl Spool {
         inflight: bool,
     ) -> io::Result<Entry> {
         static SEQ: AtomicU64 = AtomicU64::new(0);
-        fs::create_dir_all(&self.dir)?;
+        files::create_dir_all(&self.dir)?;
         let created_micros = micros(now);
         let seq = SEQ.fetch_add(1, Ordering::Relaxed);
         let pid = std::process::id();
@@ -104,7 +105,7 @@ impl Spool {
         };
         let tmp = self.dir.join(format!(".{name}.tmp"));
         let written = (|| {
-            let mut file = fs::File::create(&tmp)?;
+            let mut file = files::create_new(&tmp)?;
             file.write_all(body)?;
             fs::rename(&tmp, &path)
         })();
@@ -140,12 +141,11 @@ impl Spool {
     /// runs left, so that two runs at once do not send them twice. `None`
     /// when another process holds it, or there is no spool.
     pub(crate) fn lock(&self) -> Option<fs::File> {
-        let file = fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(self.dir.join(LOCK_FILE))
-            .ok()?;
+        // Never inside a directory planted as a link.
+        if files::is_link(&self.dir) {
+            return None;
+        }
+        let file = files::open_or_create(&self.dir.join(LOCK_FILE)).ok()?;
         file.try_lock().ok()?;
         Some(file)
     }
@@ -299,23 +299,34 @@ impl Spool {
 
     /// The time before which nothing may be sent, if a server asked.
     pub(crate) fn not_before(&self) -> Option<SystemTime> {
-        let text = fs::read_to_string(self.dir.join(RETRY_AFTER_FILE)).ok()?;
+        let text = files::read_to_string(&self.dir.join(RETRY_AFTER_FILE)).ok()?;
         let micros: u64 = text.trim().parse().ok()?;
         Some(UNIX_EPOCH + Duration::from_micros(micros))
     }
 
     /// Keeps `until` for later runs (atomically, like a batch).
     pub(crate) fn set_not_before(&self, until: SystemTime) -> io::Result<()> {
-        fs::create_dir_all(&self.dir)?;
+        files::create_dir_all(&self.dir)?;
         // Rounded up: never earlier than asked.
         let micros = until
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| micros_of(d + Duration::from_nanos(999)));
-        let tmp = self
-            .dir
-            .join(format!(".{RETRY_AFTER_FILE}.{}.tmp", std::process::id()));
-        fs::write(&tmp, micros.to_string())?;
-        fs::rename(&tmp, self.dir.join(RETRY_AFTER_FILE))
+        files::write_atomically(&self.dir, RETRY_AFTER_FILE, micros.to_string().as_bytes())
+    }
+
+    /// How many events wait here, by the batches' names (in flight or not).
+    pub(crate) fn waiting_events(&self) -> usize {
+        fs::read_dir(&self.dir).map_or(0, |listing| {
+            listing
+                .flatten()
+                .filter_map(|item| {
+                    let name = item.file_name();
+                    let name = name.to_str()?;
+                    parse_name(name.strip_prefix(INFLIGHT_PREFIX).unwrap_or(name))
+                })
+                .map(|(_, events)| events)
+                .sum()
+        })
     }
 
     /// No batch waits here (for any run to send).
@@ -332,17 +343,15 @@ impl Spool {
 
     /// Whether batches can be kept here: the directory exists or can be made.
     pub(crate) fn usable(&self) -> bool {
-        fs::create_dir_all(&self.dir).is_ok()
+        files::create_dir_all(&self.dir).is_ok()
     }
 
     /// Keeps one line about how the last courier ended (atomically; never
     /// creates the spool).
     pub(crate) fn note_courier(&self, line: &str) {
-        let tmp = self
-            .dir
-            .join(format!(".{COURIER_NOTE}.{}.tmp", std::process::id()));
-        if fs::write(&tmp, format!("{line}\n")).is_ok() {
-            let _ = fs::rename(&tmp, self.dir.join(COURIER_NOTE));
+        if self.dir.is_dir() {
+            let _ =
+                files::write_atomically(&self.dir, COURIER_NOTE, format!("{line}\n").as_bytes());
         }
     }
 

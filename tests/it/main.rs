@@ -26,5 +26,6 @@ mod faults;
 mod invisible;
 mod lints;
 mod opt_out;
+mod privacy;
 mod trybuild;
 mod wire_format;
