@@ -73,6 +73,13 @@ pub fn validate(body: &[u8], now: SystemTime) -> Result<Vec<Row>, Rejection> {
         index: None,
         field: None,
     })?;
+    if body.trim_ascii_start().first() != Some(&b'{') {
+        return Err(Rejection {
+            error: "a batch is a JSON object, {\"data\": [...]}, not an array".into(),
+            index: None,
+            field: None,
+        });
+    }
     if let Some(index) = first_positional_event(body) {
         return Err(Rejection {
             error: "an event and its parts are JSON objects, not arrays".into(),
@@ -480,5 +487,7 @@ mod tests {
         assert_eq!(r.index, None);
         let r = rejected(br#"{"data": {}}"#);
         assert_eq!(place(&r), (None, Some("data")));
+        let r = rejected(br#" [[]]"#);
+        assert!(r.error.contains("not an array"), "{}", r.error);
     }
 }

@@ -39,6 +39,10 @@ pub struct Limits {
     pub max_per_address: usize,
     /// After SIGTERM, how long requests in flight may take.
     pub shutdown_grace: Duration,
+    /// The longest a connection lives: then it finishes its request and
+    /// closes, so a client that keeps one alive with a request every few
+    /// seconds gives its slot back.
+    pub max_lifetime: Duration,
 }
 
 impl Default for Limits {
@@ -49,6 +53,7 @@ impl Default for Limits {
             max_connections: 1024,
             max_per_address: 64,
             shutdown_grace: Duration::from_secs(5),
+            max_lifetime: Duration::from_secs(120),
         }
     }
 }
@@ -78,6 +83,8 @@ pub async fn serve(
     let mut connections = JoinSet::new();
     let mut accept_errors = RateLimited::new(Duration::from_secs(10));
     let mut refused = RateLimited::new(Duration::from_secs(10));
+    let mut refused_per_address = RateLimited::new(Duration::from_secs(10));
+    let max_lifetime = limits.max_lifetime;
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
@@ -87,7 +94,7 @@ pub async fn serve(
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
                     let Some(mine) = PerAddress::enter(&per_address, peer.ip()) else {
-                        refused.log(|n| format!(
+                        refused_per_address.log(|n| format!(
                             "{n} connections refused: {} open from one address, its cap",
                             limits.max_per_address
                         ));
@@ -117,6 +124,10 @@ pub async fn serve(
                             _ = stopping.changed() => {
                                 connection.as_mut().graceful_shutdown();
                                 let _ = connection.await;
+                            }
+                            () = tokio::time::sleep(max_lifetime) => {
+                                connection.as_mut().graceful_shutdown();
+                                let _ = tokio::time::timeout(max_lifetime, connection).await;
                             }
                         }
                     });
@@ -168,6 +179,7 @@ impl PerAddress {
 
     /// A connection of `address`, unless it has its cap open already.
     fn enter(table: &Arc<Self>, address: std::net::IpAddr) -> Option<Entered> {
+        let address = crate::quota::client_of(address);
         let mut open = table
             .open
             .lock()
@@ -207,13 +219,16 @@ pub fn raise_open_files() -> io::Result<u64> {
     use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
     let limit = getrlimit(Resource::Nofile);
     if limit.current != limit.maximum {
+        // An unlimited hard limit (macOS) cannot be the soft one: try a
+        // large finite one, and keep the current limit if that fails too.
+        let wanted = limit.maximum.unwrap_or(1 << 20).min(1 << 20);
         let raised = Rlimit {
-            current: limit.maximum,
+            current: Some(wanted),
             maximum: limit.maximum,
         };
-        setrlimit(Resource::Nofile, raised)?;
+        let _ = setrlimit(Resource::Nofile, raised);
     }
-    Ok(getrlimit(Resource::Nofile).current.unwrap_or(u64::MAX))
+    Ok(getrlimit(Resource::Nofile).current.unwrap_or(1 << 20))
 }
 
 /// Elsewhere the limit is the OS's business.
@@ -228,5 +243,6 @@ pub fn cap_for(open_files: u64, wanted: usize) -> usize {
     const KEPT: u64 = 64;
     usize::try_from(open_files.saturating_sub(KEPT))
         .unwrap_or(usize::MAX)
+        .min(Semaphore::MAX_PERMITS)
         .clamp(1, wanted.max(1))
 }

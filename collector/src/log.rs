@@ -1,12 +1,48 @@
-//! The collector's one way to say something on stderr. A write that fails
-//! (stderr closed or full) is dropped: logging never panics, so it can
-//! never take down the thread that logs, the database writer least of all.
+//! The collector's one way to say something on stderr. Lines go through a
+//! bounded queue to a thread of their own that writes them: a write that
+//! fails (stderr closed, a broken pipe) is dropped, and one that blocks (a
+//! full pipe nobody reads) blocks only that thread; when the queue is
+//! full, the line is dropped. So logging never panics and never stalls
+//! the thread that logs, the database writer least of all.
 
 use std::io::Write as _;
+use std::sync::OnceLock;
+use std::sync::mpsc::{SyncSender, sync_channel};
 use std::time::{Duration, Instant};
 
-/// Writes `devsy-collector: <message>` to stderr, or nothing.
+/// Lines waiting for stderr; more are dropped.
+const QUEUE: usize = 256;
+
+/// Queues `devsy-collector: <message>` for stderr, or drops it.
 pub fn log(message: &str) {
+    static LINES: OnceLock<Option<SyncSender<String>>> = OnceLock::new();
+    let lines = LINES.get_or_init(|| {
+        let (tx, rx) = sync_channel::<String>(QUEUE);
+        std::thread::Builder::new()
+            .name("collector-log".into())
+            .spawn(move || {
+                for line in rx {
+                    let _ = writeln!(std::io::stderr().lock(), "devsy-collector: {line}");
+                }
+            })
+            .ok()
+            .map(|_| tx)
+    });
+    match lines {
+        Some(lines) => {
+            let _ = lines.try_send(message.to_string());
+        }
+        // No thread: write here, errors ignored.
+        None => {
+            let _ = writeln!(std::io::stderr().lock(), "devsy-collector: {message}");
+        }
+    }
+}
+
+/// Writes a last line itself, after the queue (at exit, when the log
+/// thread may not get to run again).
+pub fn log_now(message: &str) {
+    std::thread::sleep(Duration::from_millis(20));
     let _ = writeln!(std::io::stderr().lock(), "devsy-collector: {message}");
 }
 

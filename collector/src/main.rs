@@ -70,6 +70,10 @@ struct LimitArgs {
     /// `forever`
     #[arg(long, default_value = "400d", value_name = "AGE", value_parser = retention)]
     retain: Retain,
+    /// The longest a connection lives, in seconds: then it finishes its
+    /// request and closes
+    #[arg(long, default_value_t = 120.0, value_name = "SECONDS", value_parser = seconds)]
+    max_connection_age: f64,
     /// After SIGTERM, how many seconds requests in flight may take
     #[arg(long, default_value_t = 5.0, value_name = "SECONDS", value_parser = seconds)]
     shutdown_grace: f64,
@@ -127,6 +131,7 @@ impl LimitArgs {
                 max_connections: self.max_connections.max(1),
                 max_per_address: self.max_connections_per_address.max(1),
                 shutdown_grace: Duration::from_secs_f64(self.shutdown_grace),
+                max_lifetime: Duration::from_secs_f64(self.max_connection_age),
             },
             self.body_budget.max(1).saturating_mul(1024 * 1024),
             self.max_db_size.max(1).saturating_mul(1024 * 1024),
@@ -199,7 +204,7 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            log::log(&error.to_string());
+            log::log_now(&error.to_string());
             ExitCode::FAILURE
         }
     }
@@ -243,7 +248,7 @@ fn serve(
         },
         server::signal,
     )?;
-    log::log(&format!(
+    log::log_now(&format!(
         "stopped; events stored since start: {}",
         summary.stored
     ));

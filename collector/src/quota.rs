@@ -13,6 +13,22 @@ use std::net::IpAddr;
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+/// The client an address stands for: an IPv4 address, or the /64 of an
+/// IPv6 one (one host is given a whole /64), an IPv4-mapped IPv6 address
+/// as the IPv4 it maps.
+pub fn client_of(address: IpAddr) -> IpAddr {
+    match address {
+        IpAddr::V4(_) => address,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let bits = u128::from(v6) & !((1_u128 << 64) - 1);
+                IpAddr::V6(std::net::Ipv6Addr::from(bits))
+            }
+        },
+    }
+}
+
 /// Addresses remembered at once.
 pub const MAX_CLIENTS: usize = 100_000;
 
@@ -115,6 +131,7 @@ impl Quota {
     }
 
     fn with<R>(&self, client: IpAddr, now: Instant, f: impl FnOnce(&mut Client, &Self) -> R) -> R {
+        let client = client_of(client);
         let mut clients = self.clients.lock().unwrap_or_else(PoisonError::into_inner);
         if clients.len() >= MAX_CLIENTS && !clients.contains_key(&client) {
             self.forget_idle(&mut clients, now);
@@ -181,6 +198,17 @@ mod tests {
             "another client is not charged"
         );
         assert_eq!(quota.request(ONE, now + Duration::from_millis(500)), Ok(()));
+    }
+
+    #[test]
+    fn an_ipv6_64_is_one_client() {
+        let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().expect("v6");
+        let b: IpAddr = "2001:db8:1:2:bbbb::9".parse().expect("v6");
+        let other: IpAddr = "2001:db8:1:3::1".parse().expect("v6");
+        assert_eq!(client_of(a), client_of(b));
+        assert_ne!(client_of(a), client_of(other));
+        let mapped: IpAddr = "::ffff:192.0.2.1".parse().expect("mapped");
+        assert_eq!(client_of(mapped), ONE);
     }
 
     #[test]

@@ -55,6 +55,9 @@ const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 /// The default of [`Options::body_budget`]: 64 bodies of the largest size.
 pub const DEFAULT_BODY_BUDGET: usize = 64 * MAX_BODY;
 
+/// The longest a request waits for the writer.
+const WRITER_ANSWER: Duration = Duration::from_secs(30);
+
 /// How long a client asked to wait for memory should wait (`Retry-After`).
 const RETRY_AFTER_BUSY: Duration = Duration::from_secs(2);
 
@@ -105,13 +108,6 @@ async fn insert(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    if let Err(wait) = app.quota.request(peer.ip(), Instant::now()) {
-        return retry_later(
-            StatusCode::TOO_MANY_REQUESTS,
-            wait,
-            "too many requests from this address; try again later",
-        );
-    }
     if !is_json(&headers) {
         return problem(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -147,7 +143,8 @@ async fn insert(
             "too many request bodies in memory; try again",
         );
     };
-    let read = tokio::time::timeout(app.body_deadline, to_bytes(body, MAX_BODY)).await;
+    // Never more than was reserved, whatever the framing says.
+    let read = tokio::time::timeout(app.body_deadline, to_bytes(body, reserve.min(MAX_BODY))).await;
     let Ok(read) = read else {
         let mut response = problem(
             StatusCode::REQUEST_TIMEOUT,
@@ -200,7 +197,16 @@ async fn insert(
     if app.writer.send(Job::Store { rows, reply }).await.is_err() {
         return problem(StatusCode::SERVICE_UNAVAILABLE, "shutting down");
     }
-    match done.await {
+    // A writer that does not answer (a stuck disk) does not hold the
+    // client forever; what it commits later is stored once all the same.
+    let Ok(done) = tokio::time::timeout(WRITER_ANSWER, done).await else {
+        return retry_later(
+            StatusCode::SERVICE_UNAVAILABLE,
+            RETRY_AFTER_BUSY,
+            "the database did not answer in time; try again",
+        );
+    };
+    match done {
         Ok(Ok(stored)) => {
             app.stored
                 .fetch_add(stored.stored as u64, Ordering::Relaxed);
@@ -269,6 +275,7 @@ impl Shares {
     }
 
     fn take(&self, address: std::net::IpAddr, kib: u64) -> Option<Share<'_>> {
+        let address = crate::quota::client_of(address);
         let mut held = self
             .held
             .lock()
@@ -384,12 +391,34 @@ async fn method_not_allowed() -> Response {
     )
 }
 
+/// Every request, whatever its route (`/healthz` and a 404 too), is
+/// charged to its address's rate.
+async fn rate_limited(
+    State(app): State<App>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    if let Err(wait) = app.quota.request(peer.ip(), Instant::now()) {
+        return retry_later(
+            StatusCode::TOO_MANY_REQUESTS,
+            wait,
+            "too many requests from this address; try again later",
+        );
+    }
+    next.run(request).await
+}
+
 fn router(app: App) -> Router {
     Router::new()
         .route("/v1/insert", post(insert))
         .route("/healthz", get(healthz))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            rate_limited,
+        ))
         .with_state(app)
 }
 

@@ -46,6 +46,7 @@ CREATE TABLE IF NOT EXISTS events (
 CREATE UNIQUE INDEX IF NOT EXISTS events_identity
     ON events (machine_id, timestamp_us, command, finished);
 CREATE INDEX IF NOT EXISTS events_time ON events (timestamp_us);
+CREATE INDEX IF NOT EXISTS events_received ON events (received_us);
 ";
 
 const INSERT: &str = "
@@ -313,9 +314,11 @@ pub enum Job {
         rows: Vec<Row>,
         reply: oneshot::Sender<Result<Stored, Failure>>,
     },
-    /// Delete at most [`PRUNE_CHUNK`] events recorded before this
-    /// timestamp; replies how many went. In chunks, so that ingest waits
-    /// for no long delete.
+    /// Delete at most [`PRUNE_CHUNK`] events received before this time;
+    /// replies how many went. In chunks, so that ingest waits for no long
+    /// delete. By the time of receipt, not the client's timestamp, which
+    /// may be old: an event answered as stored stays for the whole
+    /// retention.
     Prune {
         before_us: u64,
         reply: oneshot::Sender<usize>,
@@ -325,11 +328,11 @@ pub enum Job {
 /// Events deleted by one [`Job::Prune`].
 pub const PRUNE_CHUNK: usize = 5_000;
 
-/// Deletes at most [`PRUNE_CHUNK`] events recorded before `before_us`.
+/// Deletes at most [`PRUNE_CHUNK`] events received before `before_us`.
 pub fn prune(conn: &Connection, before_us: u64) -> rusqlite::Result<usize> {
     conn.execute(
         "DELETE FROM events WHERE id IN \
-         (SELECT id FROM events WHERE timestamp_us < ?1 LIMIT ?2)",
+         (SELECT id FROM events WHERE received_us < ?1 LIMIT ?2)",
         params![
             i64::try_from(before_us).unwrap_or(i64::MAX),
             i64::try_from(PRUNE_CHUNK).unwrap_or(i64::MAX)

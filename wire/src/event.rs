@@ -143,6 +143,8 @@ mod bool_string {
 ///
 /// assert_eq!(first_positional_event(br#"{"data": [{"event": {"type": "[x]"}}]}"#), None);
 /// assert_eq!(first_positional_event(br#"{"data": [{"event": {}}, [["devsy_cli"]]]}"#), Some(1));
+/// // Brackets and escaped quotes inside strings are text.
+/// assert_eq!(first_positional_event(br#"{"data": [{"e": "\"["}, {"e": "\\"}]}"#), None);
 /// ```
 #[must_use]
 pub fn first_positional_event(body: &[u8]) -> Option<usize> {

@@ -54,8 +54,10 @@ impl Field {
 }
 
 /// A Unicode format character (general category Cf: bidi controls,
-/// zero-width characters, the BOM, tags) or a line or paragraph separator
-/// (Zl, Zp): shown as nothing, or as something else than it is.
+/// zero-width characters, the BOM, tags), a line or paragraph separator
+/// (Zl, Zp), or another default-ignorable one (the Hangul fillers, the
+/// combining grapheme joiner, variation selectors): shown as nothing, or
+/// as something else than it is.
 ///
 /// ```
 /// use devsy_telemetry_wire::limits::is_invisible;
@@ -67,13 +69,19 @@ impl Field {
 pub fn is_invisible(c: char) -> bool {
     matches!(c,
         '\u{00AD}'
+        | '\u{034F}'
         | '\u{0600}'..='\u{0605}'
         | '\u{061C}'
         | '\u{06DD}'
         | '\u{070F}'
         | '\u{0890}'..='\u{0891}'
         | '\u{08E2}'
-        | '\u{180E}'
+        | '\u{115F}'..='\u{1160}'
+        | '\u{17B4}'..='\u{17B5}'
+        | '\u{180B}'..='\u{180F}'
+        | '\u{3164}'
+        | '\u{FE00}'..='\u{FE0F}'
+        | '\u{FFA0}'
         | '\u{200B}'..='\u{200F}'
         | '\u{2028}'..='\u{202E}'
         | '\u{2060}'..='\u{2064}'
@@ -86,7 +94,8 @@ pub fn is_invisible(c: char) -> bool {
         | '\u{1BCA0}'..='\u{1BCA3}'
         | '\u{1D173}'..='\u{1D17A}'
         | '\u{E0001}'
-        | '\u{E0020}'..='\u{E007F}')
+        | '\u{E0020}'..='\u{E007F}'
+        | '\u{E0100}'..='\u{E01EF}')
 }
 
 /// `value` as a field of at most `max` bytes may carry it: an invisible

@@ -128,6 +128,9 @@ pub fn cell(text: &str, width: usize) -> String {
     for c in text.chars() {
         let piece = if c == '\n' {
             " ⏎ ".to_string()
+        } else if c == '\\' {
+            // Doubled, so that a typed `\u{202e}` differs from an escape.
+            "\\\\".to_string()
         } else if c.is_control() || is_invisible(c) {
             format!("\\u{{{:x}}}", u32::from(c))
         } else {
@@ -204,6 +207,7 @@ mod tests {
         assert_eq!(cell("devsy up\u{200b}", 48), "devsy up\\u{200b}");
         assert_eq!(cell("\u{202e}pu", 48), "\\u{202e}pu");
         assert_eq!(cell("a\nb", 48), "a ⏎ b");
+        assert_eq!(cell("typed \\u{202e}", 48), "typed \\\\u{202e}");
         let long = "x".repeat(100);
         let cut = cell(&long, 10);
         assert_eq!((columns(&cut), cut.ends_with('…')), (10, true));

@@ -26,6 +26,8 @@ pub enum Stderr {
     Piped,
     /// Closed (`2>&-`): every write to it fails.
     Closed,
+    /// A pipe whose reading end is gone: every write fails with EPIPE.
+    Broken,
 }
 
 /// A `devsy-collector serve` process; killed when dropped.
@@ -47,7 +49,7 @@ impl Collector {
     /// Starts `serve` with `extra` arguments, its stderr as `stderr` says.
     pub fn start_with(db: &Path, extra: &[&str], stderr: Stderr) -> Self {
         let mut command = match stderr {
-            Stderr::Piped => Command::new(BINARY),
+            Stderr::Piped | Stderr::Broken => Command::new(BINARY),
             // Closed, not the null device: a write to it fails (EBADF).
             Stderr::Closed => {
                 let mut shell = Command::new("/bin/sh");
@@ -61,11 +63,14 @@ impl Collector {
             .args(extra)
             .stdout(Stdio::piped())
             .stderr(match stderr {
-                Stderr::Piped => Stdio::piped(),
+                Stderr::Piped | Stderr::Broken => Stdio::piped(),
                 Stderr::Closed => Stdio::null(),
             })
             .spawn()
             .expect("start devsy-collector");
+        if stderr == Stderr::Broken {
+            drop(child.stderr.take());
+        }
         let stdout = child.stdout.take().expect("stdout");
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
