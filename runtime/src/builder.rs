@@ -378,27 +378,31 @@ impl Builder {
     /// on, not in debug mode, a person at the terminal, not CI. With
     /// [`notice_before_sending`](Self::notice_before_sending), the run that
     /// shows it goes no further.
+    ///
+    /// Not for a host that gave its own environment (`Builder::env`): its
+    /// client is not at this terminal. Without a config dir, or where the
+    /// mark cannot be kept, it is shown on every run that may, and the run
+    /// sends: waiting for a consent that can never be kept would send
+    /// nothing, ever.
     fn first_run_notice(&self, run: &Run) -> Result<(), DisabledBy> {
-        let Some(dir) = &run.config_dir else {
-            return Ok(());
-        };
         let text = match &self.notice {
             Notice::Off => return Ok(()),
             Notice::Default => notice::default_text(&run.app, self.opt_out_command.as_deref()),
             Notice::Text(text) => text.clone(),
         };
+        let dir = run.config_dir.as_deref();
         if run.debug
-            || notice::shown(dir)
+            || run.env.is_given()
+            || dir.is_some_and(notice::shown)
             || exit::ci_variable(&run.env).is_some()
             || !notice::may_show()
         {
             return Ok(());
         }
-        notice::show(dir, &text);
-        if self.notice_before_sending {
-            return Err(DisabledBy::FirstRunNotice);
+        match notice::show(dir, &text) {
+            notice::Shown::Kept if self.notice_before_sending => Err(DisabledBy::FirstRunNotice),
+            notice::Shown::Kept | notice::Shown::NotKept | notice::Shown::NotPrinted => Ok(()),
         }
-        Ok(())
     }
 
     /// The client's configuration, its worker, and the process's current
@@ -464,12 +468,16 @@ impl Builder {
 /// `scheme://host[:port]` of an endpoint: its path and query may hold a
 /// key, and user info a password, so neither is shown.
 fn origin(endpoint: &str) -> String {
-    let (scheme, rest) = endpoint.split_once("://").unwrap_or(("", endpoint));
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
-    let host = authority
-        .rsplit_once('@')
-        .map_or(authority, |(_, host)| host);
-    format!("{scheme}://{host}")
+    // Parsed as the transport parses it (the endpoint was checked).
+    let Ok(uri) = endpoint.parse::<ureq::http::Uri>() else {
+        return "(an endpoint that cannot be shown)".into();
+    };
+    let scheme = uri.scheme_str().unwrap_or("http");
+    let host = uri.host().unwrap_or("");
+    match uri.port_u16() {
+        Some(port) => format!("{scheme}://{host}:{port}"),
+        None => format!("{scheme}://{host}"),
+    }
 }
 
 /// One run's view of where it is: the app, the environment it reads, its
@@ -602,7 +610,8 @@ impl Telemetry {
     }
 
     /// How many events wait in the spool for a courier or a later run: 0
-    /// when telemetry is off, which deletes the spool.
+    /// when telemetry is off, which deletes the spool, and in debug mode,
+    /// which keeps none.
     #[must_use]
     pub fn spooled_events(&self) -> usize {
         match &self.inner {

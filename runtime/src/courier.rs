@@ -156,7 +156,7 @@ fn deliver(mut builder: Builder, app: App, invocation: &Invocation) {
         },
         Ok(Sink::Debug) => return,
         Err(_) => {
-            spool.forget();
+            crate::files::forget(&dir);
             return;
         }
     };
@@ -266,7 +266,7 @@ impl Courier {
                     self.sent += 1;
                 }
                 Attempt::OptedOut => {
-                    self.spool.forget();
+                    crate::files::forget(&self.spool.config_dir());
                     return Ended::OptedOut;
                 }
                 // Deleted under it (an opt-out, maybe an opt-in since):

@@ -11,8 +11,8 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read as _, Write as _};
 use std::path::Path;
 
-/// `dir` and its missing parents, each created `0700`. Refused when `dir`
-/// is a symbolic link.
+/// `dir` and its missing parents, each created `0700`. The config dir may
+/// be a link (dotfile managers make `~/.devsy` one): it is the user's.
 pub(crate) fn create_dir_all(dir: &Path) -> io::Result<()> {
     let mut builder = fs::DirBuilder::new();
     builder.recursive(true);
@@ -21,12 +21,26 @@ pub(crate) fn create_dir_all(dir: &Path) -> io::Result<()> {
         use std::os::unix::fs::DirBuilderExt as _;
         builder.mode(0o700);
     }
-    builder.create(dir)?;
-    if fs::symlink_metadata(dir)?.file_type().is_symlink() {
+    builder.create(dir)
+}
+
+/// A directory of telemetry's own (the spool): created `0700`, made `0700`
+/// if an older version left it wider, and refused when it is a link.
+pub(crate) fn create_private_dir(dir: &Path) -> io::Result<()> {
+    create_dir_all(dir)?;
+    let meta = fs::symlink_metadata(dir)?;
+    if meta.file_type().is_symlink() {
         return Err(io::Error::other(format!(
             "{} is a symbolic link: refused",
             dir.display()
         )));
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        if meta.permissions().mode() & 0o077 != 0 {
+            fs::set_permissions(dir, fs::Permissions::from_mode(0o700))?;
+        }
     }
     Ok(())
 }
@@ -70,6 +84,22 @@ pub(crate) fn open_or_create(path: &Path) -> io::Result<File> {
 pub(crate) fn read_to_string(path: &Path) -> io::Result<String> {
     let mut text = String::new();
     options().read(true).open(path)?.read_to_string(&mut text)?;
+    Ok(text)
+}
+
+/// As [`read_to_string`], and the file made `0600` if an older version
+/// left it wider (through the open file, not the path).
+pub(crate) fn read_private(path: &Path) -> io::Result<String> {
+    let mut file = options().read(true).open(path)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        if file.metadata()?.permissions().mode() & 0o077 != 0 {
+            file.set_permissions(fs::Permissions::from_mode(0o600))?;
+        }
+    }
+    let mut text = String::new();
+    file.read_to_string(&mut text)?;
     Ok(text)
 }
 
@@ -139,7 +169,11 @@ mod tests {
         assert!(create_new(&link).is_err());
         let linked_dir = home.path().join("dir");
         std::os::unix::fs::symlink(home.path(), &linked_dir)?;
-        assert!(create_dir_all(&linked_dir).is_err());
+        assert!(create_private_dir(&linked_dir).is_err());
+        assert!(
+            create_dir_all(&linked_dir).is_ok(),
+            "a config dir may be a link"
+        );
         assert_eq!(fs::read_to_string(&target)?, "theirs");
         Ok(())
     }

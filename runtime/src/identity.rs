@@ -125,7 +125,7 @@ fn fallback_id(dir: &Path) -> io::Result<Vec<u8>> {
 
 fn read_id(path: &Path) -> io::Result<Option<Vec<u8>>> {
     // Never through a link: a planted one would choose the key.
-    match files::read_to_string(path) {
+    match files::read_private(path) {
         Ok(text) if !text.trim().is_empty() => Ok(Some(text.trim().as_bytes().to_vec())),
         Ok(_) => Ok(None),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),

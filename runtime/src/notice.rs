@@ -60,13 +60,33 @@ pub(crate) fn may_show() -> bool {
     std::io::stderr().is_terminal()
 }
 
-/// Prints `text` on stderr and keeps that it was shown. `false` when the
-/// mark could not be kept (it is then shown again next time, rather than
-/// never).
-pub(crate) fn show(dir: &Path, text: &str) -> bool {
-    let _ = writeln!(std::io::stderr().lock(), "{text}");
-    files::create_dir_all(dir).is_ok()
-        && files::write_atomically(dir, MARK_FILE, b"shown\n").is_ok()
+/// What showing the notice did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Shown {
+    /// It could not be printed: nothing is kept, the next run tries again.
+    NotPrinted,
+    /// Printed, and kept: not shown again.
+    Kept,
+    /// Printed, but where to keep that is missing or unwritable: shown
+    /// again next time, rather than never.
+    NotKept,
+}
+
+/// Prints `text` on stderr and, if it was printed, keeps that it was shown
+/// in `dir` (if any).
+pub(crate) fn show(dir: Option<&Path>, text: &str) -> Shown {
+    let mut stderr = std::io::stderr().lock();
+    if writeln!(stderr, "{text}")
+        .and_then(|()| stderr.flush())
+        .is_err()
+    {
+        return Shown::NotPrinted;
+    }
+    let kept = dir.is_some_and(|dir| {
+        files::create_dir_all(dir).is_ok()
+            && files::write_atomically(dir, MARK_FILE, b"shown\n").is_ok()
+    });
+    if kept { Shown::Kept } else { Shown::NotKept }
 }
 
 /// Telemetry was turned off: the next opt-in shows the notice again.
@@ -92,7 +112,7 @@ mod tests {
     fn the_mark_is_kept_privately_and_forgotten() {
         let dir = tempfile::tempdir().expect("temp dir");
         assert!(!shown(dir.path()));
-        assert!(show(dir.path(), "a notice"));
+        assert_eq!(show(Some(dir.path()), "a notice"), Shown::Kept);
         assert!(shown(dir.path()));
         forget(dir.path());
         assert!(!shown(dir.path()));

@@ -73,10 +73,19 @@ impl Spool {
         }
     }
 
+    /// The config dir this spool is in.
+    pub(crate) fn config_dir(&self) -> PathBuf {
+        self.dir
+            .parent()
+            .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+    }
+
     /// Deletes the whole spool: telemetry is off, so nothing an earlier
-    /// run left is sent. The one place the spool is deleted; called where
-    /// "off" is seen: at start, by `disable()`, and by a courier before a
-    /// send. Missing is fine; a spool that cannot be deleted is left.
+    /// run left is sent. The one place the spool is deleted (with the rest
+    /// of what telemetry keeps, `files::forget`); called where "off" is
+    /// seen: at start, by `disable()`, and by a courier before a send.
+    /// Missing is fine; a spool that cannot be deleted is left; a link is
+    /// removed, not what it points to.
     pub(crate) fn forget(&self) {
         let _ = fs::remove_dir_all(&self.dir);
     }
@@ -93,7 +102,7 @@ impl Spool {
         inflight: bool,
     ) -> io::Result<Entry> {
         static SEQ: AtomicU64 = AtomicU64::new(0);
-        files::create_dir_all(&self.dir)?;
+        files::create_private_dir(&self.dir)?;
         let created_micros = micros(now);
         let seq = SEQ.fetch_add(1, Ordering::Relaxed);
         let pid = std::process::id();
@@ -173,6 +182,9 @@ impl Spool {
     /// Every batch on disk, oldest first. Names that are not ours are
     /// removed as corrupt; stale temporary files are removed.
     pub(crate) fn entries(&self) -> (Vec<Entry>, usize) {
+        if files::is_link(&self.dir) {
+            return (Vec::new(), 0);
+        }
         let Ok(listing) = fs::read_dir(&self.dir) else {
             return (Vec::new(), 0);
         };
@@ -306,7 +318,7 @@ impl Spool {
 
     /// Keeps `until` for later runs (atomically, like a batch).
     pub(crate) fn set_not_before(&self, until: SystemTime) -> io::Result<()> {
-        files::create_dir_all(&self.dir)?;
+        files::create_private_dir(&self.dir)?;
         // Rounded up: never earlier than asked.
         let micros = until
             .duration_since(UNIX_EPOCH)
@@ -343,7 +355,7 @@ impl Spool {
 
     /// Whether batches can be kept here: the directory exists or can be made.
     pub(crate) fn usable(&self) -> bool {
-        files::create_dir_all(&self.dir).is_ok()
+        files::create_private_dir(&self.dir).is_ok()
     }
 
     /// Keeps one line about how the last courier ended (atomically; never

@@ -20,7 +20,8 @@ const NOTICE: &str = "devsy collects anonymous usage data";
 /// `name args` run on a pseudo-terminal (`script`), stderr included in
 /// what it prints, with a clean environment but for `vars`; not CI.
 fn on_a_terminal(name: &str, args: &str, home: &Path, vars: &[(&str, &str)]) -> Output {
-    let command = format!("{} {args}", example(name).display());
+    // Quoted for the shell that `script` runs it with.
+    let command = format!("'{}' {args}", example(name).display());
     let child = Command::new("script")
         .args(["-qec", &command, "/dev/null"])
         .env_clear()
@@ -57,6 +58,8 @@ fn the_notice_is_shown_once_on_a_terminal_and_never_elsewhere() {
         ("DEVSY_TELEMETRY_DEBUG", "1"),
     ] {
         let output = on_a_terminal("devsy", "provider list", home.path(), &[vars[0], extra]);
+        // `script -e` exits as the command did: it ran.
+        assert!(output.status.success(), "{}", stdout(&output));
         assert!(
             !stdout(&output).contains(NOTICE),
             "shown with {}={}: {}",
