@@ -134,12 +134,7 @@ fn has_impl_trait(ty: &Type) -> bool {
 
 /// The instrumented function.
 pub(crate) fn expand(args: &Args, func: &CommandFn) -> TokenStream {
-    let CommandFn {
-        outer_attrs,
-        vis,
-        sig,
-        body,
-    } = func;
+    let CommandFn { sig, body, .. } = func;
     let shape = Shape::of(func);
     let inner_attrs = &body.inner_attrs;
     let command = local("devsy_command");
@@ -219,15 +214,20 @@ pub(crate) fn expand(args: &Args, func: &CommandFn) -> TokenStream {
         }
     };
 
-    // The body's braces are the user's: the item spans the user's tokens
-    // from first to last, so lints about the item (`dead_code`) still fire.
+    rebuilt(func, &sig, quote! { #(#inner_attrs)* #new_body })
+}
+
+/// The function again: the user's attributes, visibility, `sig` and the
+/// user's own braces around `inside`, so that the item spans the user's
+/// tokens from first to last and lints about it (`dead_code`) still fire.
+fn rebuilt(func: &CommandFn, sig: &syn::Signature, inside: TokenStream) -> TokenStream {
+    let CommandFn {
+        outer_attrs, vis, ..
+    } = func;
     let mut braced_body = TokenStream::new();
-    body.brace.surround(&mut braced_body, |tokens| {
-        tokens.extend(quote! {
-            #(#inner_attrs)*
-            #new_body
-        });
-    });
+    func.body
+        .brace
+        .surround(&mut braced_body, |tokens| tokens.extend(inside));
     quote! {
         #(#outer_attrs)*
         #vis #sig #braced_body
@@ -247,12 +247,7 @@ pub(crate) fn compiled_out(args: &Args, func: &CommandFn) -> TokenStream {
 /// all into a body that is one `async` block (`clippy::manual_async_fn`
 /// would be lost; a parameter used only in a property is then unused).
 fn as_written(args: &Args, func: &CommandFn, checks: Option<TokenStream>) -> TokenStream {
-    let CommandFn {
-        outer_attrs,
-        vis,
-        sig,
-        body,
-    } = func;
+    let CommandFn { sig, body, .. } = func;
     let inner_attrs = &body.inner_attrs;
     let properties = properties(args);
     let inside = checks.unwrap_or_else(|| {
@@ -286,19 +281,16 @@ fn as_written(args: &Args, func: &CommandFn, checks: Option<TokenStream>) -> Tok
         .take_while(|stmt| matches!(stmt, Stmt::Item(_)))
         .count();
     let (leading_items, stmts) = body.stmts.split_at(items);
-    let mut braced_body = TokenStream::new();
-    body.brace.surround(&mut braced_body, |tokens| {
-        tokens.extend(quote! {
+    rebuilt(
+        func,
+        sig,
+        quote! {
             #(#inner_attrs)*
             #(#leading_items)*
             #dead_branch
             #(#stmts)*
-        });
-    });
-    quote! {
-        #(#outer_attrs)*
-        #vis #sig #braced_body
-    }
+        },
+    )
 }
 
 /// The property expressions given, in the order `provider`, `ide`,

@@ -56,26 +56,12 @@ pub(crate) fn params(sig: &Signature, in_properties: &HashSet<String>) -> Params
                     }),
                     // `_` binds nothing: its value just moves with the rest.
                     None if wild => {
-                        let hidden = Ident::new(&format!("_devsy_arg{n}"), Span::mixed_site());
-                        *typed.pat = Pat::Ident(syn::PatIdent {
-                            attrs: Vec::new(),
-                            by_ref: None,
-                            mutability: None,
-                            ident: hidden.clone(),
-                            subpat: None,
-                        });
+                        let hidden = rename(&mut typed.pat, n);
                         rebind.extend(quote! { #(#attrs)* let #hidden = #hidden; });
                     }
                     None => {
                         let pat = (*typed.pat).clone();
-                        let hidden = Ident::new(&format!("_devsy_arg{n}"), Span::mixed_site());
-                        *typed.pat = Pat::Ident(syn::PatIdent {
-                            attrs: Vec::new(),
-                            by_ref: None,
-                            mutability: None,
-                            ident: hidden.clone(),
-                            subpat: None,
-                        });
+                        let hidden = rename(&mut typed.pat, n);
                         rebind.extend(quote! {
                             #(#attrs)* let #hidden = #hidden;
                             #(#attrs)* #quiet let #pat = #hidden;
@@ -96,6 +82,20 @@ pub(crate) fn params(sig: &Signature, in_properties: &HashSet<String>) -> Params
         rebind,
         for_properties,
     }
+}
+
+/// Names the `n`-th parameter `_devsy_argN`, hidden from the user's code,
+/// in place of its pattern; the name.
+fn rename(pat: &mut Pat, n: usize) -> Ident {
+    let hidden = Ident::new(&format!("_devsy_arg{n}"), Span::mixed_site());
+    *pat = Pat::Ident(syn::PatIdent {
+        attrs: Vec::new(),
+        by_ref: None,
+        mutability: None,
+        ident: hidden.clone(),
+        subpat: None,
+    });
+    hidden
 }
 
 /// `x` or `mut x`: the binding, its `mut` taken out of the signature.
