@@ -23,6 +23,7 @@ use tokio::task::JoinSet;
 use tower::ServiceExt as _;
 
 use crate::log::{RateLimited, log};
+use crate::quota::PerClient;
 
 /// How long a client may take, and how many may be connected.
 #[derive(Debug, Clone)]
@@ -73,7 +74,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) {
     let open = Arc::new(Semaphore::new(limits.max_connections));
-    let per_address = Arc::new(PerAddress::new(limits.max_per_address));
+    let per_address = Arc::new(PerClient::new(limits.max_per_address as u64));
     let (stop, stopping) = watch::channel(false);
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
@@ -93,7 +94,7 @@ pub async fn serve(
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
-                    let Some(mine) = PerAddress::enter(&per_address, peer.ip()) else {
+                    let Some(mine) = PerClient::take(&per_address, peer.ip(), 1) else {
                         refused_per_address.log(|n| format!(
                             "{n} connections refused: {} open from one address, its cap",
                             limits.max_per_address
@@ -154,61 +155,6 @@ pub async fn serve(
             limits.shutdown_grace
         ));
         connections.abort_all();
-    }
-}
-
-/// Connections open per client address, bounded by a cap each.
-struct PerAddress {
-    cap: usize,
-    open: std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>,
-}
-
-/// One connection of an address; counted down when dropped.
-struct Entered {
-    table: Arc<PerAddress>,
-    address: std::net::IpAddr,
-}
-
-impl PerAddress {
-    fn new(cap: usize) -> Self {
-        Self {
-            cap: cap.max(1),
-            open: std::sync::Mutex::new(std::collections::HashMap::new()),
-        }
-    }
-
-    /// A connection of `address`, unless it has its cap open already.
-    fn enter(table: &Arc<Self>, address: std::net::IpAddr) -> Option<Entered> {
-        let address = crate::quota::client_of(address);
-        let mut open = table
-            .open
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let count = open.entry(address).or_insert(0);
-        if *count >= table.cap {
-            return None;
-        }
-        *count += 1;
-        Some(Entered {
-            table: Arc::clone(table),
-            address,
-        })
-    }
-}
-
-impl Drop for Entered {
-    fn drop(&mut self) {
-        let mut open = self
-            .table
-            .open
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(count) = open.get_mut(&self.address) {
-            *count -= 1;
-            if *count == 0 {
-                open.remove(&self.address);
-            }
-        }
     }
 }
 

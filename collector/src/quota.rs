@@ -159,6 +159,64 @@ impl Quota {
     }
 }
 
+/// How much each client holds of something capped per client
+/// (connections, body memory): `take` counts up, the guard counts down.
+#[derive(Debug)]
+pub struct PerClient {
+    cap: u64,
+    held: Mutex<HashMap<IpAddr, u64>>,
+}
+
+/// What one client took; given back when dropped.
+#[derive(Debug)]
+pub struct Held {
+    table: std::sync::Arc<PerClient>,
+    client: IpAddr,
+    amount: u64,
+}
+
+impl PerClient {
+    pub fn new(cap: u64) -> Self {
+        Self {
+            cap: cap.max(1),
+            held: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// `amount` more for the client of `address`, unless that takes it
+    /// past the cap.
+    pub fn take(table: &std::sync::Arc<Self>, address: IpAddr, amount: u64) -> Option<Held> {
+        let client = client_of(address);
+        let mut held = table.held.lock().unwrap_or_else(PoisonError::into_inner);
+        let mine = held.get(&client).copied().unwrap_or(0);
+        if mine + amount > table.cap {
+            return None;
+        }
+        held.insert(client, mine + amount);
+        Some(Held {
+            table: std::sync::Arc::clone(table),
+            client,
+            amount,
+        })
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        let mut held = self
+            .table
+            .held
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(mine) = held.get_mut(&self.client) {
+            *mine = mine.saturating_sub(self.amount);
+            if *mine == 0 {
+                held.remove(&self.client);
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -209,6 +267,17 @@ mod tests {
         assert_ne!(client_of(a), client_of(other));
         let mapped: IpAddr = "::ffff:192.0.2.1".parse().expect("mapped");
         assert_eq!(client_of(mapped), ONE);
+    }
+
+    #[test]
+    fn a_client_holds_up_to_its_cap_and_gives_back_on_drop() {
+        let table = std::sync::Arc::new(PerClient::new(2));
+        let a = PerClient::take(&table, ONE, 1).expect("one");
+        let b = PerClient::take(&table, ONE, 1).expect("two");
+        assert!(PerClient::take(&table, ONE, 1).is_none(), "past the cap");
+        assert!(PerClient::take(&table, TWO, 2).is_some(), "another client");
+        drop((a, b));
+        assert!(PerClient::take(&table, ONE, 2).is_some(), "given back");
     }
 
     #[test]

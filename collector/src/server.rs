@@ -24,7 +24,7 @@ use tokio::sync::{Semaphore, mpsc, oneshot};
 use crate::ingest::{self, MAX_BODY};
 use crate::listener::{self, Limits};
 use crate::log::log;
-use crate::quota::{Quota, Rate};
+use crate::quota::{PerClient, Quota, Rate};
 use crate::store::{self, Durability, Failure, Health, Job};
 
 /// Where and how to serve.
@@ -71,7 +71,7 @@ struct App {
     /// The body budget, in KiB (a semaphore counts in `u32`).
     budget: Arc<Semaphore>,
     /// What of the budget each address holds, at most a sixteenth of it.
-    shares: Arc<Shares>,
+    shares: Arc<PerClient>,
     body_deadline: Duration,
 }
 
@@ -129,7 +129,7 @@ async fn insert(
         .max(1);
     // One address holds at most its share, so a few that stall uploads
     // cannot spend the whole budget on the others.
-    let Some(_share) = app.shares.take(peer.ip(), u64::from(kib)) else {
+    let Some(_share) = PerClient::take(&app.shares, peer.ip(), u64::from(kib)) else {
         return retry_later(
             StatusCode::SERVICE_UNAVAILABLE,
             RETRY_AFTER_BUSY,
@@ -252,62 +252,6 @@ async fn retention(writer: mpsc::Sender<Job>, retain: Duration) {
 /// Into how many shares the body budget is cut per address: one address
 /// holds at most one (and always room for one largest body).
 const SHARES: u64 = 16;
-
-/// The KiB of body memory each address holds.
-struct Shares {
-    cap: u64,
-    held: std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, u64>>,
-}
-
-/// Memory held by one request of an address; given back when dropped.
-struct Share<'a> {
-    shares: &'a Shares,
-    address: std::net::IpAddr,
-    kib: u64,
-}
-
-impl Shares {
-    fn new(cap: u64) -> Self {
-        Self {
-            cap,
-            held: std::sync::Mutex::new(std::collections::HashMap::new()),
-        }
-    }
-
-    fn take(&self, address: std::net::IpAddr, kib: u64) -> Option<Share<'_>> {
-        let address = crate::quota::client_of(address);
-        let mut held = self
-            .held
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let mine = held.entry(address).or_insert(0);
-        if *mine + kib > self.cap {
-            return None;
-        }
-        *mine += kib;
-        Some(Share {
-            shares: self,
-            address,
-            kib,
-        })
-    }
-}
-
-impl Drop for Share<'_> {
-    fn drop(&mut self) {
-        let mut held = self
-            .shares
-            .held
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(mine) = held.get_mut(&self.address) {
-            *mine = mine.saturating_sub(self.kib);
-            if *mine == 0 {
-                held.remove(&self.address);
-            }
-        }
-    }
-}
 
 /// The free-disk floor, read at most once a second.
 struct DiskFloor {
@@ -480,7 +424,7 @@ where
         disk: Arc::new(DiskFloor::new(&options.db, options.min_free_bytes)),
         stored: Arc::clone(&stored),
         budget: Arc::new(Semaphore::new(budget_kib as usize)),
-        shares: Arc::new(Shares::new(
+        shares: Arc::new(PerClient::new(
             (u64::from(budget_kib) / SHARES).max(MAX_BODY.div_ceil(1024) as u64),
         )),
         body_deadline: limits.body_deadline,

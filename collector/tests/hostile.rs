@@ -107,27 +107,36 @@ fn a_flood_above_the_cap_does_not_starve_a_connected_client() {
     let flood: Vec<TcpStream> = (0..300)
         .filter_map(|_| TcpStream::connect(collector.address).ok())
         .collect();
-    let mut refused = 0;
-    for mut stream in flood.iter().filter_map(|s| s.try_clone().ok()) {
-        if closed_within(&mut stream, Duration::from_millis(200)) {
-            refused += 1;
-        }
-    }
+    let refused = closed_at_once(&flood, Duration::from_millis(200));
     assert!(
         refused >= 300 - 40,
         "connections past the cap are closed at once: {refused} of 300"
     );
+    twenty_batches_stored(&client, &collector, &db);
+    drop(flood);
+}
+
+/// How many of `flood` the server closes within `limit` each.
+fn closed_at_once(flood: &[TcpStream], limit: Duration) -> usize {
+    flood
+        .iter()
+        .filter_map(|s| s.try_clone().ok())
+        .filter_map(|mut stream| closed_within(&mut stream, limit).then_some(()))
+        .count()
+}
+
+/// A valid client posts 20 batches during a flood: each is stored.
+fn twenty_batches_stored(client: &ureq::Agent, collector: &Collector, db: &std::path::Path) {
     let started = now_micros();
     for i in 0..20 {
         let (status, answer) = post(
-            &client,
+            client,
             &collector.endpoint(),
             &batch(&[start_event(i, "devsy up", started)]),
         );
         assert_eq!(status, 200, "batch {i} during the flood: {answer}");
     }
-    assert_eq!(stored(&db), 20);
-    drop(flood);
+    assert_eq!(stored(db), 20);
 }
 
 #[test]
@@ -378,24 +387,9 @@ fn one_address_cannot_take_every_connection_from_the_others() {
     let flood: Vec<TcpStream> = (0..200)
         .filter_map(|_| connect_from(attacker, collector.address).ok())
         .collect();
-    let mut closed = 0;
-    for mut stream in flood.iter().filter_map(|s| s.try_clone().ok()) {
-        if closed_within(&mut stream, Duration::from_millis(100)) {
-            closed += 1;
-        }
-    }
+    let closed = closed_at_once(&flood, Duration::from_millis(100));
     assert!(closed >= 190, "{closed} of 200 closed at once");
     // A client that connects only now, from 127.0.0.1, is served.
-    let started = now_micros();
-    let client = agent();
-    for i in 0..20 {
-        let (status, answer) = post(
-            &client,
-            &collector.endpoint(),
-            &batch(&[start_event(i, "devsy up", started)]),
-        );
-        assert_eq!(status, 200, "batch {i} during the flood: {answer}");
-    }
-    assert_eq!(stored(&db), 20);
+    twenty_batches_stored(&agent(), &collector, &db);
     drop(flood);
 }
