@@ -1,16 +1,20 @@
 //! `demo`: the whole system in one command. A collector on a free loopback
 //! port with a temporary database, a handful of runs of the `devsy` example
 //! against it (some failing, one slow, one from the "desktop app", one
-//! opted out), then the report.
+//! opted out), then the report. On a terminal (and without `--quick`), it
+//! then serves the dashboard on that database until Ctrl-C.
 
+use std::io::IsTerminal as _;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
+use crate::dashboard;
 use crate::report;
 use crate::server::{self, Options};
-use crate::store::{self, Durability};
+use crate::store::{self, Database, Reader};
 
 /// One run of the example: what it shows, its arguments, and its
 /// environment beyond the demo's own.
@@ -138,38 +142,49 @@ pub fn run(devsy: Option<PathBuf>, quick: bool) -> Result<(), Box<dyn std::error
     let home = dir.path().join("home");
     std::fs::create_dir_all(&home)?;
 
+    let linger = !quick && std::io::stdout().is_terminal();
     let options = Options {
         listen: ([127, 0, 0, 1], 0).into(),
-        db: db.clone(),
-        durability: Durability::Normal,
+        db: Database::Sqlite(db.clone()),
+        store: store::Settings::default(),
         limits: crate::listener::Limits::default(),
         body_budget: crate::server::DEFAULT_BODY_BUDGET,
-        max_db_bytes: crate::store::DEFAULT_MAX_BYTES,
-        min_free_bytes: 0,
         requests: crate::quota::DEFAULT_REQUESTS,
         events: crate::quota::DEFAULT_EVENTS,
         retain: None,
+        dashboard: linger.then(|| dashboard::Options {
+            listen: dashboard_address(),
+            token: None,
+        }),
     };
     let (address_tx, address_rx) = mpsc::channel();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let collector = std::thread::spawn(move || {
         server::serve(
             &options,
-            |address| {
-                let _ = address_tx.send(address);
+            |addresses| {
+                let _ = address_tx.send(addresses);
             },
-            || async {
-                let _ = stopped.await;
+            || {
+                // Ctrl-C ends the lingering demo; the demo's own stop the other.
+                let signal = server::signal();
+                async move {
+                    tokio::select! {
+                        _ = stopped => {}
+                        () = signal => {}
+                    }
+                }
             },
         )
         .map_err(|e| e.to_string())
     });
-    let Ok(address) = address_rx.recv_timeout(Duration::from_secs(10)) else {
+    let Ok(addresses) = address_rx.recv_timeout(Duration::from_secs(10)) else {
         return Err(match collector.join() {
             Ok(Err(e)) => e.into(),
             _ => "the collector did not start".into(),
         });
     };
+    let address = addresses.ingest;
     let endpoint = format!("http://{address}/v1/insert");
     println!(
         "collector listening on http://{address}, database {}",
@@ -197,13 +212,30 @@ pub fn run(devsy: Option<PathBuf>, quick: bool) -> Result<(), Box<dyn std::error
         println!("  $ devsy {:<60} exit {status}{why}", run.args.join(" "));
     }
 
-    let _ = stop.send(());
-    let summary = collector.join().map_err(|_| "the collector panicked")??;
-    println!("\nevents stored: {}. The report:\n", summary.stored);
-    let conn = store::open_for_reading(&db)?;
-    let report = report::build(&conn, None, report::DEFAULT_TOP)?;
+    let mut reader = Reader::open(&Database::Sqlite(db.clone()))?;
+    let report = report::build(&mut reader, None, report::DEFAULT_TOP)?;
+    drop(reader);
+    println!("\nevents stored: {}. The report:\n", report.events);
     print!("{}", report::render(&report));
+    if let Some(board) = addresses.dashboard {
+        println!("\nthe dashboard: http://{board}/ (Ctrl-C to stop)");
+    } else {
+        let _ = stop.send(());
+    }
+    collector.join().map_err(|_| "the collector panicked")??;
     Ok(())
+}
+
+/// The dashboard's usual address, or any free loopback port when another
+/// program holds it.
+fn dashboard_address() -> SocketAddr {
+    let usual: SocketAddr = dashboard::DEFAULT_ADDRESS
+        .parse()
+        .unwrap_or_else(|_| ([127, 0, 0, 1], 0).into());
+    match std::net::TcpListener::bind(usual) {
+        Ok(_) => usual,
+        Err(_) => ([127, 0, 0, 1], 0).into(),
+    }
 }
 
 /// Waits (at most 10 s) until the spool in `home` holds no batch.

@@ -1,11 +1,13 @@
 //! `devsy-collector`: a self-hosted backend for devsy-telemetry.
 //!
 //! - `serve`: receives batches on `POST /v1/insert`, checks them against the
-//!   wire format and stores them in SQLite before answering;
+//!   wire format and stores them in SQLite or PostgreSQL before answering;
+//!   with `--dashboard`, serves the dashboard on an address of its own;
 //! - `report`: what the stored events say, as tables or JSON;
 //! - `demo`: a collector, a few runs of the `devsy` example against it, and
 //!   the report: the whole system in one command.
 
+mod dashboard;
 mod demo;
 mod ingest;
 mod listener;
@@ -18,13 +20,15 @@ mod store;
 use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime};
+use store::Database;
 
 use clap::{Parser, Subcommand};
 
 /// A self-hosted backend for devsy-telemetry: receives the events, keeps
-/// them in SQLite and reports on them.
+/// them in SQLite or PostgreSQL, and reports on them.
 #[derive(Debug, Parser)]
 #[command(name = "devsy-collector", version)]
 struct Cli {
@@ -52,11 +56,13 @@ struct LimitArgs {
     /// Request bodies held in memory at once, in MiB; past it, 503
     #[arg(long, default_value_t = 64, value_name = "MIB")]
     body_budget: usize,
-    /// The largest the database may grow, in MiB; past it, ingest answers
-    /// 507 and the report still works
+    /// The largest the database may grow, in MiB (with PostgreSQL, the
+    /// events table and its indexes); past it, ingest answers 507 and the
+    /// report still works
     #[arg(long, default_value_t = 10 * 1024, value_name = "MIB")]
     max_db_size: u64,
     /// Below this many MiB free on the database's disk, ingest answers 507
+    /// (SQLite; a PostgreSQL server watches its own disk)
     #[arg(long, default_value_t = 256, value_name = "MIB")]
     min_free_disk: u64,
     /// Requests per second from one client address, and its burst
@@ -124,6 +130,7 @@ fn seconds(text: &str) -> Result<f64, String> {
 
 impl LimitArgs {
     fn options(&self) -> (listener::Limits, usize, u64) {
+        // (limits, body budget in bytes, database cap in bytes)
         (
             listener::Limits {
                 header_timeout: Duration::from_secs_f64(self.header_timeout),
@@ -146,21 +153,42 @@ enum Command {
         /// The address to listen on (port 0: any free port)
         #[arg(long, default_value = "127.0.0.1:8787", value_name = "ADDRESS")]
         listen: SocketAddr,
-        /// The SQLite database, created if missing
-        #[arg(long, default_value = "./devsy-telemetry.db", value_name = "PATH")]
-        db: PathBuf,
+        /// The database: a SQLite file, created if missing, or a
+        /// `postgres://user@host/dbname` URL (several collectors may share
+        /// one; its schema is created if missing)
+        #[arg(long, default_value = "./devsy-telemetry.db", value_name = "PATH|URL")]
+        db: Database,
         /// How durable a commit is: `normal` survives the collector being
         /// killed; `full` survives a power loss too, at one fsync per batch
+        /// (SQLite; PostgreSQL's own `synchronous_commit` decides there)
         #[arg(long, value_enum, default_value = "normal")]
         durability: store::Durability,
+        /// PostgreSQL connections this collector holds at most
+        #[arg(long, default_value_t = store::DEFAULT_POOL, value_name = "N")]
+        pool_size: usize,
+        /// Serve the dashboard on this address (without a value, on
+        /// 127.0.0.1:8788); never on the ingest address
+        #[arg(long, value_name = "ADDRESS", num_args = 0..=1,
+              default_missing_value = dashboard::DEFAULT_ADDRESS)]
+        dashboard: Option<SocketAddr>,
+        /// The dashboard's token: requests must carry it as
+        /// `Authorization: Bearer <token>` (a browser asks for it as the
+        /// password). Needed when the dashboard is not on loopback
+        #[arg(
+            long,
+            env = "DEVSY_DASHBOARD_TOKEN",
+            hide_env_values = true,
+            value_name = "TOKEN"
+        )]
+        dashboard_token: Option<String>,
         #[command(flatten)]
         limits: LimitArgs,
     },
     /// Print what the stored events say
     Report {
-        /// The SQLite database
-        #[arg(long, default_value = "./devsy-telemetry.db", value_name = "PATH")]
-        db: PathBuf,
+        /// The database: a SQLite file or a `postgres://` URL
+        #[arg(long, default_value = "./devsy-telemetry.db", value_name = "PATH|URL")]
+        db: Database,
         /// Only events from then on: 2026-11-01, 2026-11-01T08:30:00Z, 7d or 12h
         #[arg(long, value_name = "WHEN")]
         since: Option<String>,
@@ -178,7 +206,8 @@ enum Command {
         /// `cargo build --example devsy`)
         #[arg(long, value_name = "PATH")]
         devsy: Option<PathBuf>,
-        /// Leave out the slow run (it takes just over 10 seconds)
+        /// Leave out the slow run (it takes just over 10 seconds), and end
+        /// after the report instead of serving the dashboard
         #[arg(long)]
         quick: bool,
     },
@@ -191,8 +220,22 @@ fn main() -> ExitCode {
             listen,
             db,
             durability,
+            pool_size,
+            dashboard,
+            dashboard_token,
             limits,
-        } => serve(listen, db, durability, &limits),
+        } => {
+            let store = store::Settings {
+                durability,
+                pool_size,
+                ..store::Settings::default()
+            };
+            let board = dashboard.map(|listen| dashboard::Options {
+                listen,
+                token: dashboard_token.filter(|t| !t.is_empty()),
+            });
+            serve(listen, db, store, board, &limits)
+        }
         Command::Report {
             db,
             since,
@@ -212,38 +255,55 @@ fn main() -> ExitCode {
 
 fn serve(
     listen: SocketAddr,
-    db: PathBuf,
-    durability: store::Durability,
+    db: Database,
+    mut store: store::Settings,
+    dashboard: Option<dashboard::Options>,
     limits: &LimitArgs,
 ) -> Result<(), Box<dyn std::error::Error>> {
     let requests = rate(limits.rate_requests)?;
     let events = rate(limits.rate_events)?;
     let retain = limits.retain.0;
-    let min_free_bytes = limits.min_free_disk.saturating_mul(1024 * 1024);
+    store.min_free_bytes = limits.min_free_disk.saturating_mul(1024 * 1024);
     let (limits, body_budget, max_db_bytes) = limits.options();
+    store.max_bytes = max_db_bytes;
+    if let Some(board) = &dashboard {
+        if board.listen == listen && listen.port() != 0 {
+            return Err("the dashboard needs an address of its own, not the ingest address".into());
+        }
+        if board.token.is_none() && !board.listen.ip().is_loopback() {
+            return Err(format!(
+                "the dashboard on {} is reachable from other hosts: give it a token \
+                 (--dashboard-token or DEVSY_DASHBOARD_TOKEN), or serve it on loopback",
+                board.listen
+            )
+            .into());
+        }
+    }
     let options = server::Options {
         listen,
         db,
-        durability,
+        store,
         limits,
         body_budget,
-        max_db_bytes,
-        min_free_bytes,
         requests,
         events,
         retain,
+        dashboard,
     };
     let summary = server::serve(
         &options,
-        |address| {
+        |addresses| {
             // The first line of output, for scripts and tests to read the
             // port; a closed stdout is not a reason to stop.
             let mut stdout = std::io::stdout().lock();
             let _ = writeln!(
                 stdout,
-                "listening on http://{address} (database {})",
-                options.db.display()
+                "listening on http://{} (database {})",
+                addresses.ingest, options.db
             );
+            if let Some(board) = addresses.dashboard {
+                let _ = writeln!(stdout, "dashboard on http://{board}/");
+            }
             let _ = stdout.flush();
         },
         server::signal,
@@ -256,7 +316,7 @@ fn serve(
 }
 
 fn report(
-    db: &std::path::Path,
+    db: &Database,
     since: Option<&str>,
     json: bool,
     top: usize,
@@ -264,8 +324,8 @@ fn report(
     let since = since
         .map(|text| report::parse_since(text, SystemTime::now()))
         .transpose()?;
-    let conn = store::open_for_reading(db)?;
-    let report = report::build(&conn, since, top)?;
+    let mut reader = store::Reader::open(db)?;
+    let report = report::build(&mut reader, since, top)?;
     let mut stdout = std::io::stdout().lock();
     if json {
         serde_json::to_writer_pretty(&mut stdout, &report)?;

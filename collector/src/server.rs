@@ -7,7 +7,6 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -19,34 +18,34 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use http_body_util::LengthLimitError;
-use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio::sync::Semaphore;
 
+use crate::dashboard;
 use crate::ingest::{self, MAX_BODY};
 use crate::listener::{self, Limits};
 use crate::log::log;
 use crate::quota::{PerClient, Quota, Rate};
-use crate::store::{self, Durability, Failure, Health, Job};
+use crate::store::{self, Database, Failure, Settings, Store};
 
 /// Where and how to serve.
 #[derive(Debug, Clone)]
 pub struct Options {
     pub listen: SocketAddr,
-    pub db: PathBuf,
-    pub durability: Durability,
+    pub db: Database,
+    /// How the database is opened: durability, size cap, disk floor, pool.
+    pub store: Settings,
     pub limits: Limits,
     /// Request bodies held in memory at once, in bytes, across all
     /// connections; a request that would pass it is answered 503.
     pub body_budget: usize,
-    /// The largest the database may grow, in bytes; past it, 507.
-    pub max_db_bytes: u64,
-    /// Below this many free bytes on the database's disk, 507.
-    pub min_free_bytes: u64,
     /// Per client address: requests, and events, per second.
     pub requests: Rate,
     pub events: Rate,
     /// Events recorded longer ago are deleted in the background; `None`:
     /// kept forever.
     pub retain: Option<Duration>,
+    /// The dashboard's own address and token; `None`: no dashboard.
+    pub dashboard: Option<dashboard::Options>,
 }
 
 /// How often retention runs, besides at start.
@@ -55,7 +54,7 @@ const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 /// The default of [`Options::body_budget`]: 64 bodies of the largest size.
 pub const DEFAULT_BODY_BUDGET: usize = 64 * MAX_BODY;
 
-/// The longest a request waits for the writer.
+/// The longest a request waits for its batch to be committed.
 const WRITER_ANSWER: Duration = Duration::from_secs(30);
 
 /// How long a client asked to wait for memory should wait (`Retry-After`).
@@ -63,10 +62,8 @@ const RETRY_AFTER_BUSY: Duration = Duration::from_secs(2);
 
 #[derive(Clone)]
 struct App {
-    writer: mpsc::Sender<Job>,
-    health: Arc<Health>,
+    store: Arc<Store>,
     quota: Arc<Quota>,
-    disk: Arc<DiskFloor>,
     stored: Arc<AtomicU64>,
     /// The body budget, in KiB (a semaphore counts in `u32`).
     budget: Arc<Semaphore>,
@@ -190,16 +187,13 @@ async fn insert(
             "too many events from this address; try again later",
         );
     }
-    if let Some(problem) = app.disk.problem() {
+    if let Some(problem) = app.store.no_room().await {
         return self::problem(StatusCode::INSUFFICIENT_STORAGE, &problem);
     }
-    let (reply, done) = oneshot::channel();
-    if app.writer.send(Job::Store { rows, reply }).await.is_err() {
-        return problem(StatusCode::SERVICE_UNAVAILABLE, "shutting down");
-    }
-    // A writer that does not answer (a stuck disk) does not hold the
-    // client forever; what it commits later is stored once all the same.
-    let Ok(done) = tokio::time::timeout(WRITER_ANSWER, done).await else {
+    // A database that does not answer (a stuck disk, a lost server) does
+    // not hold the client forever; what it commits later is stored once
+    // all the same.
+    let Ok(done) = tokio::time::timeout(WRITER_ANSWER, app.store.store(rows)).await else {
         return retry_later(
             StatusCode::SERVICE_UNAVAILABLE,
             RETRY_AFTER_BUSY,
@@ -207,17 +201,17 @@ async fn insert(
         );
     };
     match done {
-        Ok(Ok(stored)) => {
+        Ok(stored) => {
             app.stored
                 .fetch_add(stored.stored as u64, Ordering::Relaxed);
             answer(StatusCode::OK, &stored)
         }
-        Ok(Err(Failure::Full(_))) => problem(
+        Err(Failure::Full(_)) => problem(
             StatusCode::INSUFFICIENT_STORAGE,
             "the collector's database is full; the batch was not stored",
         ),
         // Not stored: the client keeps the batch and tries again.
-        Ok(Err(Failure::Other(_))) | Err(_) => problem(
+        Err(Failure::Other(_)) => problem(
             StatusCode::SERVICE_UNAVAILABLE,
             "the batch could not be stored; try again",
         ),
@@ -225,9 +219,9 @@ async fn insert(
 }
 
 /// Deletes, now and every [`PRUNE_EVERY`], the events recorded more than
-/// `retain` ago, a chunk at a time through the writer, so ingest never
-/// waits for a long delete. Ends when the writer is gone.
-async fn retention(writer: mpsc::Sender<Job>, retain: Duration) {
+/// `retain` ago, a chunk at a time, so ingest never waits for a long
+/// delete. Ends when the store is gone.
+async fn retention(store: Arc<Store>, retain: Duration) {
     loop {
         let before_us = SystemTime::now()
             .checked_sub(retain)
@@ -235,14 +229,10 @@ async fn retention(writer: mpsc::Sender<Job>, retain: Duration) {
             .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX));
         // Bounded: each chunk deletes events, and there were finitely many.
         loop {
-            let (reply, deleted) = oneshot::channel();
-            if writer.send(Job::Prune { before_us, reply }).await.is_err() {
-                return;
-            }
-            match deleted.await {
-                Ok(n) if n == store::PRUNE_CHUNK => {}
-                Ok(_) => break,
-                Err(_) => return,
+            match store.prune(before_us).await {
+                Some(n) if n == store::PRUNE_CHUNK => {}
+                Some(_) => break,
+                None => return,
             }
         }
         tokio::time::sleep(PRUNE_EVERY).await;
@@ -252,47 +242,6 @@ async fn retention(writer: mpsc::Sender<Job>, retain: Duration) {
 /// Into how many shares the body budget is cut per address: one address
 /// holds at most one (and always room for one largest body).
 const SHARES: u64 = 16;
-
-/// The free-disk floor, read at most once a second.
-struct DiskFloor {
-    db: PathBuf,
-    min_free: u64,
-    last: std::sync::Mutex<Option<(Instant, Option<String>)>>,
-}
-
-impl DiskFloor {
-    fn new(db: &std::path::Path, min_free: u64) -> Self {
-        Self {
-            db: db.to_path_buf(),
-            min_free,
-            last: std::sync::Mutex::new(None),
-        }
-    }
-
-    /// Why nothing may be stored now, if the disk is below the floor.
-    fn problem(&self) -> Option<String> {
-        let mut last = self
-            .last
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some((at, problem)) = &*last
-            && at.elapsed() < Duration::from_secs(1)
-        {
-            return problem.clone();
-        }
-        let problem = store::free_bytes(&self.db)
-            .filter(|free| *free < self.min_free)
-            .map(|free| {
-                format!(
-                    "the disk has {} MiB free, below the floor of {} MiB",
-                    free / (1024 * 1024),
-                    self.min_free / (1024 * 1024)
-                )
-            });
-        *last = Some((Instant::now(), problem.clone()));
-        problem
-    }
-}
 
 /// `status` with `Retry-After` in whole seconds, which the runtime honours.
 fn retry_later(status: StatusCode, after: Duration, error: &str) -> Response {
@@ -312,7 +261,11 @@ fn too_large() -> Response {
 }
 
 async fn healthz(State(app): State<App>) -> Response {
-    match app.health.problem().or_else(|| app.disk.problem()) {
+    let problem = match app.store.health() {
+        Some(problem) => Some(problem),
+        None => app.store.no_room().await,
+    };
+    match problem {
         None => answer(StatusCode::OK, &serde_json::json!({ "status": "ok" })),
         Some(reason) => answer(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -373,20 +326,28 @@ pub struct Summary {
     pub stored: u64,
 }
 
+/// Where a started collector listens.
+#[derive(Debug, Clone, Copy)]
+pub struct Addresses {
+    /// `POST /v1/insert` and `GET /healthz`, nothing else.
+    pub ingest: SocketAddr,
+    /// The dashboard, when asked for.
+    pub dashboard: Option<SocketAddr>,
+}
+
 /// Serves until the future that `shutdown` makes resolves, then finishes the
-/// requests in flight, lets the writer commit what it was given, and
+/// requests in flight, lets the store commit what it was given, and
 /// returns. `shutdown` is called inside the runtime before `ready`, so that
-/// signal handlers are in place before anyone learns the address; `ready`
-/// gets the bound address (useful with port 0).
+/// signal handlers are in place before anyone learns the addresses; `ready`
+/// gets the bound addresses (useful with port 0).
 pub fn serve<F>(
     options: &Options,
-    ready: impl FnOnce(SocketAddr),
+    ready: impl FnOnce(Addresses),
     shutdown: impl FnOnce() -> F,
 ) -> Result<Summary, Box<dyn std::error::Error>>
 where
     F: Future<Output = ()> + Send + 'static,
 {
-    let conn = store::open_for_writing(&options.db, options.durability, options.max_db_bytes)?;
     let open_files = listener::raise_open_files().unwrap_or_else(|e| {
         log(&format!("cannot raise the open-file limit: {e}"));
         u64::MAX
@@ -405,23 +366,35 @@ where
         .enable_time()
         .thread_name("collector-http")
         .build()?;
-    let tcp = runtime
-        .block_on(tokio::net::TcpListener::bind(options.listen))
-        .map_err(|e| format!("cannot listen on {}: {e}", options.listen))?;
-    let address = tcp.local_addr()?;
-    let writer = store::spawn_writer(conn)?;
+    let (store, mut background) = runtime.block_on(Store::open(&options.db, &options.store))?;
+    let store = Arc::new(store);
+    let bind = |address: SocketAddr| {
+        runtime
+            .block_on(tokio::net::TcpListener::bind(address))
+            .map_err(|e| format!("cannot listen on {address}: {e}"))
+    };
+    let tcp = bind(options.listen)?;
+    let board = match &options.dashboard {
+        Some(board) => Some((bind(board.listen)?, board)),
+        None => None,
+    };
+    let addresses = Addresses {
+        ingest: tcp.local_addr()?,
+        dashboard: match &board {
+            Some((tcp, _)) => Some(tcp.local_addr()?),
+            None => None,
+        },
+    };
     let stored = Arc::new(AtomicU64::new(0));
     let budget_kib = u32::try_from(options.body_budget.div_ceil(1024))
         .unwrap_or(u32::MAX)
         .max(1);
     if let Some(retain) = options.retain {
-        runtime.spawn(retention(writer.jobs.clone(), retain));
+        runtime.spawn(retention(Arc::clone(&store), retain));
     }
     let app = router(App {
-        writer: writer.jobs,
-        health: Arc::clone(&writer.health),
+        store: Arc::clone(&store),
         quota: Arc::new(Quota::new(options.requests, options.events)),
-        disk: Arc::new(DiskFloor::new(&options.db, options.min_free_bytes)),
         stored: Arc::clone(&stored),
         budget: Arc::new(Semaphore::new(budget_kib as usize)),
         shares: Arc::new(PerClient::new(
@@ -429,28 +402,39 @@ where
         )),
         body_deadline: limits.body_deadline,
     });
+    let board = board.map(|(tcp, board)| (tcp, dashboard::router(Arc::clone(&store), board)));
+    drop(store);
     let signalled = {
         let _runtime = runtime.enter();
         shutdown()
     };
-    ready(address);
-    let mut writer_stopped = writer.stopped;
+    ready(addresses);
     let writer_gone = runtime.block_on(async {
+        let (stop, stopping) = tokio::sync::watch::channel(false);
+        let until_stopped = |mut stopping: tokio::sync::watch::Receiver<bool>| async move {
+            let _ = stopping.wait_for(|stop| *stop).await;
+        };
         let mut gone = false;
-        let stop = async {
+        let watch = async {
             tokio::select! {
                 () = signalled => {}
-                _ = &mut writer_stopped => gone = true,
+                () = background.stopped() => gone = true,
+            }
+            let _ = stop.send(true);
+        };
+        let ingest = listener::serve(tcp, app, &limits, until_stopped(stopping.clone()));
+        let board = async {
+            if let Some((tcp, router)) = board {
+                listener::serve(tcp, router, &limits, until_stopped(stopping.clone())).await;
             }
         };
-        listener::serve(tcp, app, &limits, stop).await;
+        tokio::join!(watch, ingest, board);
         gone
     });
-    // Every connection is closed and the router (with its senders) is
-    // gone: the writer drains what it was given and stops.
+    // Every connection is closed and the routers (with the store) are
+    // gone: SQLite's writer drains what it was given and stops.
     drop(runtime);
-    let joined = writer.thread.join();
-    if writer_gone || joined.is_err() {
+    if !background.join() || writer_gone {
         return Err("the database writer stopped; what it acknowledged is stored".into());
     }
     Ok(Summary {

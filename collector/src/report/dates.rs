@@ -17,6 +17,12 @@ pub(super) fn format_date(micros: u64) -> String {
     )
 }
 
+/// A day, counted from the epoch, as `2026-11-01`.
+pub fn format_day(days: i64) -> String {
+    let (y, m, d) = civil_from_days(days);
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
 /// Parses `--since`: a date (`2026-11-01`, midnight UTC), a UTC time
 /// (`2026-11-01T08:30:00Z`), or a span back from `now` (`7d`, `12h`).
 pub fn parse_since(text: &str, now: SystemTime) -> Result<u64, String> {
@@ -145,5 +151,6 @@ mod tests {
             assert_eq!(days_from_civil(y, m, d), days, "{y}-{m}-{d}");
         }
         assert_eq!(format_date(1_793_491_200_000_000), "2026-11-01 00:00 UTC");
+        assert_eq!(format_day(20_758), "2026-11-01");
     }
 }

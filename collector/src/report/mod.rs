@@ -8,23 +8,26 @@
 //!
 //! `mod.rs` holds the report's types and the queries that fill them;
 //! `render.rs` prints them as tables, `dates.rs` reads `--since` and writes
-//! dates.
+//! dates, `series.rs` counts runs per day for the dashboard. The queries
+//! run on either store through [`Source`].
 
 mod dates;
-mod render;
+pub mod render;
+pub mod series;
 
 use std::collections::BTreeMap;
 
 use devsy_telemetry_wire::DEFAULT_SLOW_THRESHOLD;
-use rusqlite::{Connection, params};
 use serde::Serialize;
+
+use crate::store::{QueryError, Source};
 
 pub use dates::parse_since;
 pub use render::render;
 
 /// A failure that ran this long counts as slow too (the library's default
 /// threshold; successes are only sent when slow).
-// 10 000 fits an i64, SQLite's integer; `as` because `try_from` is not const.
+// 10 000 fits an i64, the databases' integer; `as` because `try_from` is not const.
 const SLOW_MS: i64 = DEFAULT_SLOW_THRESHOLD.as_millis() as i64;
 /// Error messages listed per command.
 const TOP_ERRORS: usize = 3;
@@ -102,26 +105,35 @@ pub struct Breakdowns {
 }
 
 /// Builds the report from the database: the `top` most run commands, and
-/// the `top` most frequent values of each breakdown.
-pub fn build(conn: &Connection, since_us: Option<u64>, top: usize) -> rusqlite::Result<Report> {
+/// the `top` most frequent values of each breakdown. The same queries run
+/// on either store.
+pub fn build(
+    db: &mut impl Source,
+    since_us: Option<u64>,
+    top: usize,
+) -> Result<Report, QueryError> {
     let top = top.max(1);
     let since = since_us.map_or(0, |s| i64::try_from(s).unwrap_or(i64::MAX));
-    let (events, machines): (i64, i64) = conn.query_row(
-        "SELECT COUNT(*), COUNT(DISTINCT machine_id) FROM events WHERE timestamp_us >= ?1",
-        [since],
-        |r| Ok((r.get(0)?, r.get(1)?)),
+    let (mut events, mut machines) = (0, 0);
+    db.each(
+        "SELECT COUNT(*), COUNT(DISTINCT machine_id) FROM events WHERE timestamp_us >= $1",
+        &[since],
+        &mut |r| {
+            (events, machines) = (r.count(0)?, r.count(1)?);
+            Ok(())
+        },
     )?;
     let mut commands = ByCommand::default();
-    commands.add_runs(conn, since)?;
-    commands.add_finishes(conn, since)?;
-    commands.add_percentiles(conn, since)?;
-    commands.add_top_errors(conn, since)?;
-    let (version, version_left) = counts(conn, "version", since, top)?;
-    let (platform, platform_left) = counts(conn, "os || '/' || arch", since, top)?;
-    let (provider, provider_left) = counts(conn, "COALESCE(provider, '(none)')", since, top)?;
-    let (ide, ide_left) = counts(conn, "COALESCE(ide, '(none)')", since, top)?;
+    commands.add_runs(db, since)?;
+    commands.add_finishes(db, since)?;
+    commands.add_percentiles(db, since)?;
+    commands.add_top_errors(db, since)?;
+    let (version, version_left) = counts(db, "version", since, top)?;
+    let (platform, platform_left) = counts(db, PLATFORM, since, top)?;
+    let (provider, provider_left) = counts(db, "COALESCE(provider, '(none)')", since, top)?;
+    let (ide, ide_left) = counts(db, "COALESCE(ide, '(none)')", since, top)?;
     let (client, client_left) = counts(
-        conn,
+        db,
         "CASE desktop WHEN 1 THEN 'desktop' ELSE 'cli' END",
         since,
         top,
@@ -131,8 +143,8 @@ pub fn build(conn: &Connection, since_us: Option<u64>, top: usize) -> rusqlite::
     commands.truncate(top);
     Ok(Report {
         since_us,
-        events: count(events),
-        machines: count(machines),
+        events,
+        machines,
         commands,
         breakdowns: Breakdowns {
             version,
@@ -151,6 +163,9 @@ pub fn build(conn: &Connection, since_us: Option<u64>, top: usize) -> rusqlite::
         },
     })
 }
+
+/// `os/arch`, as the platform breakdown shows it.
+const PLATFORM: &str = "os || '/' || arch";
 
 /// The figures of each command, filled in one query at a time.
 #[derive(Default)]
@@ -174,47 +189,51 @@ impl ByCommand {
     }
 
     /// Runs and machines, from start events.
-    fn add_runs(&mut self, conn: &Connection, since: i64) -> rusqlite::Result<()> {
-        let mut stmt = conn.prepare(
+    fn add_runs(&mut self, db: &mut impl Source, since: i64) -> Result<(), QueryError> {
+        db.each(
             "SELECT command, COUNT(*), COUNT(DISTINCT machine_id) FROM events
-             WHERE finished = 0 AND timestamp_us >= ?1 GROUP BY command",
-        )?;
-        let mut rows = stmt.query([since])?;
-        while let Some(row) = rows.next()? {
-            let stats = self.get(row.get(0)?);
-            stats.runs = count(row.get(1)?);
-            stats.machines = count(row.get(2)?);
-        }
-        Ok(())
+             WHERE finished = 0 AND timestamp_us >= $1 GROUP BY command",
+            &[since],
+            &mut |row| {
+                let stats = self.get(row.text(0)?);
+                stats.runs = row.count(1)?;
+                stats.machines = row.count(2)?;
+                Ok(())
+            },
+        )
     }
 
     /// Failures and slow runs, from finished events.
-    fn add_finishes(&mut self, conn: &Connection, since: i64) -> rusqlite::Result<()> {
-        let mut stmt = conn.prepare(
-            "SELECT command, SUM(error IS NOT NULL), SUM(error IS NULL OR duration_ms >= ?2)
-             FROM events WHERE finished = 1 AND timestamp_us >= ?1 GROUP BY command",
-        )?;
-        let mut rows = stmt.query(params![since, SLOW_MS])?;
-        while let Some(row) = rows.next()? {
-            let stats = self.get(row.get(0)?);
-            stats.failures = count(row.get(1)?);
-            stats.slow = count(row.get(2)?);
-        }
-        Ok(())
+    fn add_finishes(&mut self, db: &mut impl Source, since: i64) -> Result<(), QueryError> {
+        db.each(
+            "SELECT command, COUNT(error),
+                    COUNT(*) FILTER (WHERE error IS NULL OR duration_ms >= $2)
+             FROM events WHERE finished = 1 AND timestamp_us >= $1 GROUP BY command",
+            &[since, SLOW_MS],
+            &mut |row| {
+                let stats = self.get(row.text(0)?);
+                stats.failures = row.count(1)?;
+                stats.slow = row.count(2)?;
+                Ok(())
+            },
+        )
     }
 
     /// p50 and p95 by nearest rank over each command's sorted durations.
-    fn add_percentiles(&mut self, conn: &Connection, since: i64) -> rusqlite::Result<()> {
-        let mut stmt = conn.prepare(
-            "SELECT command, duration_ms FROM events
-             WHERE finished = 1 AND timestamp_us >= ?1 ORDER BY command, duration_ms",
-        )?;
-        let mut rows = stmt.query([since])?;
+    fn add_percentiles(&mut self, db: &mut impl Source, since: i64) -> Result<(), QueryError> {
         let mut durations: BTreeMap<String, Vec<u64>> = BTreeMap::new();
-        while let Some(row) = rows.next()? {
-            let ms: i64 = row.get(1)?;
-            durations.entry(row.get(0)?).or_default().push(count(ms));
-        }
+        db.each(
+            "SELECT command, duration_ms FROM events
+             WHERE finished = 1 AND timestamp_us >= $1 ORDER BY command, duration_ms",
+            &[since],
+            &mut |row| {
+                durations
+                    .entry(row.text(0)?)
+                    .or_default()
+                    .push(row.count(1)?);
+                Ok(())
+            },
+        )?;
         for (command, sorted) in durations {
             let stats = self.get(command);
             stats.p50_ms = percentile(&sorted, 50);
@@ -224,23 +243,23 @@ impl ByCommand {
     }
 
     /// The most frequent errors of each command.
-    fn add_top_errors(&mut self, conn: &Connection, since: i64) -> rusqlite::Result<()> {
-        let mut stmt = conn.prepare(
+    fn add_top_errors(&mut self, db: &mut impl Source, since: i64) -> Result<(), QueryError> {
+        db.each(
             "SELECT command, error, COUNT(*) AS n FROM events
-             WHERE error IS NOT NULL AND timestamp_us >= ?1
+             WHERE error IS NOT NULL AND timestamp_us >= $1
              GROUP BY command, error ORDER BY command, n DESC, error",
-        )?;
-        let mut rows = stmt.query([since])?;
-        while let Some(row) = rows.next()? {
-            let stats = self.get(row.get(0)?);
-            if stats.top_errors.len() < TOP_ERRORS {
-                stats.top_errors.push(Count {
-                    value: row.get(1)?,
-                    count: count(row.get(2)?),
-                });
-            }
-        }
-        Ok(())
+            &[since],
+            &mut |row| {
+                let stats = self.get(row.text(0)?);
+                if stats.top_errors.len() < TOP_ERRORS {
+                    stats.top_errors.push(Count {
+                        value: row.text(1)?,
+                        count: row.count(2)?,
+                    });
+                }
+                Ok(())
+            },
+        )
     }
 
     /// Every command with its failure rate, most runs first.
@@ -260,11 +279,6 @@ impl ByCommand {
     }
 }
 
-/// A count from SQLite, which has only signed integers.
-fn count(n: i64) -> u64 {
-    u64::try_from(n).unwrap_or(0)
-}
-
 /// The nearest-rank percentile of sorted values.
 fn percentile(sorted: &[u64], p: usize) -> Option<u64> {
     if sorted.is_empty() {
@@ -278,41 +292,46 @@ fn percentile(sorted: &[u64], p: usize) -> Option<u64> {
 /// events), and how many other values there are. `expression` is a fixed
 /// SQL expression over the columns, never user input.
 fn counts(
-    conn: &Connection,
+    db: &mut impl Source,
     expression: &str,
     since: i64,
     top: usize,
-) -> rusqlite::Result<(Vec<Count>, u64)> {
-    let sql = format!(
-        "SELECT {expression} AS value, COUNT(*) AS n FROM events
-         WHERE finished = 0 AND timestamp_us >= ?1 GROUP BY value ORDER BY n DESC, value
-         LIMIT ?2"
-    );
-    let mut stmt = conn.prepare(&sql)?;
-    let limit = i64::try_from(top).unwrap_or(i64::MAX);
-    let rows = stmt.query_map(params![since, limit], |r| {
-        Ok(Count {
-            value: r.get(0)?,
-            count: count(r.get(1)?),
-        })
-    })?;
-    let shown: Vec<Count> = rows.collect::<rusqlite::Result<_>>()?;
-    let n = shown.len() as u64;
-    let distinct: i64 = conn.query_row(
+) -> Result<(Vec<Count>, u64), QueryError> {
+    let mut shown = Vec::new();
+    db.each(
         &format!(
-            "SELECT COUNT(DISTINCT {expression}) FROM events WHERE finished = 0 AND timestamp_us >= ?1"
+            "SELECT {expression} AS value, COUNT(*) AS n FROM events
+             WHERE finished = 0 AND timestamp_us >= $1 GROUP BY value ORDER BY n DESC, value
+             LIMIT $2"
         ),
-        [since],
-        |r| r.get(0),
+        &[since, i64::try_from(top).unwrap_or(i64::MAX)],
+        &mut |r| {
+            shown.push(Count {
+                value: r.text(0)?,
+                count: r.count(1)?,
+            });
+            Ok(())
+        },
     )?;
-    Ok((shown, count(distinct).saturating_sub(n)))
+    let mut distinct = 0;
+    db.each(
+        &format!(
+            "SELECT COUNT(DISTINCT {expression}) FROM events WHERE finished = 0 AND timestamp_us >= $1"
+        ),
+        &[since],
+        &mut |r| {
+            distinct = r.count(0)?;
+            Ok(())
+        },
+    )?;
+    let left = distinct.saturating_sub(shown.len() as u64);
+    Ok((shown, left))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::Row;
-    use crate::store::{self, Durability};
+    use crate::store::{self, Durability, Reader, Row};
 
     const DAY_US: u64 = 86_400_000_000;
     const T0: u64 = 1_795_000_000_000_000;
@@ -332,15 +351,12 @@ mod tests {
         row
     }
 
-    fn database(
-        rows: &[Row],
-    ) -> Result<(tempfile::TempDir, Connection), Box<dyn std::error::Error>> {
+    fn database(rows: &[Row]) -> Result<(tempfile::TempDir, Reader), Box<dyn std::error::Error>> {
         let dir = tempfile::tempdir()?;
         let path = dir.path().join("r.db");
-        let mut conn =
-            store::open_for_writing(&path, Durability::Normal, store::DEFAULT_MAX_BYTES)?;
-        store::insert(&mut conn, rows)?;
-        Ok((dir, conn))
+        let mut conn = store::open_sqlite(&path, Durability::Normal, store::DEFAULT_MAX_BYTES)?;
+        store::insert_sqlite(&mut conn, rows)?;
+        Ok((dir, Reader::Sqlite(conn)))
     }
 
     #[test]
@@ -357,9 +373,9 @@ mod tests {
         rows.push(finished(up(2, 10), 20_000, Some("timeout")));
         rows.push(finished(up(1, 2), 12_000, None));
         rows.push(row(3, "devsy provider list", T0));
-        let (_dir, conn) = database(&rows)?;
+        let (_dir, mut conn) = database(&rows)?;
 
-        let report = build(&conn, None, DEFAULT_TOP)?;
+        let report = build(&mut conn, None, DEFAULT_TOP)?;
         assert_eq!((report.events, report.machines), (10, 3));
         let up = &report.commands[0];
         assert_eq!(up.command, "devsy up");
@@ -413,8 +429,8 @@ mod tests {
     #[test]
     fn since_leaves_out_older_events() -> Result<(), Box<dyn std::error::Error>> {
         let rows = [row(1, "devsy up", T0), row(1, "devsy up", T0 + 2 * DAY_US)];
-        let (_dir, conn) = database(&rows)?;
-        let report = build(&conn, Some(T0 + DAY_US), DEFAULT_TOP)?;
+        let (_dir, mut conn) = database(&rows)?;
+        let report = build(&mut conn, Some(T0 + DAY_US), DEFAULT_TOP)?;
         assert_eq!(report.events, 1);
         assert_eq!(report.commands[0].runs, 1);
         assert!(render(&report).contains("since"), "names the window");
@@ -430,8 +446,8 @@ mod tests {
                 ..row(1, &format!("devsy command {i}"), T0 + i)
             })
             .collect();
-        let (_dir, conn) = database(&rows)?;
-        let report = build(&conn, None, 20)?;
+        let (_dir, mut conn) = database(&rows)?;
+        let report = build(&mut conn, None, 20)?;
         assert_eq!(report.commands.len(), 20);
         assert_eq!(report.left_out.commands, 1_030);
         assert_eq!(report.breakdowns.provider.len(), 20);
@@ -445,8 +461,8 @@ mod tests {
 
     #[test]
     fn an_empty_database_says_so() -> Result<(), Box<dyn std::error::Error>> {
-        let (_dir, conn) = database(&[])?;
-        let report = build(&conn, None, DEFAULT_TOP)?;
+        let (_dir, mut conn) = database(&[])?;
+        let report = build(&mut conn, None, DEFAULT_TOP)?;
         assert!(report.commands.is_empty());
         assert!(render(&report).contains("no events yet"));
         Ok(())

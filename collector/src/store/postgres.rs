@@ -1,0 +1,426 @@
+//! PostgreSQL, for several collectors sharing one database: a pool of
+//! connections (deadpool), one transaction per batch, acknowledged once it
+//! committed. The collectors keep no state of their own, so any of them
+//! may take any request; the unique index settles a batch that two of
+//! them receive at once.
+
+use std::fmt;
+use std::time::Duration;
+
+use deadpool_postgres::{Manager, ManagerConfig, Object, RecyclingMethod, Runtime};
+use tokio_postgres::NoTls;
+use tokio_postgres::types::{ToSql, Type};
+
+use super::sql::{self, Cell, Cells, Param, Shape};
+use super::{
+    Cached, Failure, Health, PRUNE_CHUNK, Problem, QueryError, Row, StoreError, Stored, mib,
+};
+use std::sync::Arc;
+
+/// The schema this build writes, kept in `devsy_schema`; a database from
+/// a newer build is refused.
+const SCHEMA_VERSION: i64 = 1;
+
+/// Connections one collector holds at most, by default.
+pub const DEFAULT_POOL: usize = 16;
+
+/// How long a request waits for a connection from the pool, and a new
+/// connection may take to open.
+const POOL_WAIT: Duration = Duration::from_secs(10);
+
+/// Taken while the schema is created, so that collectors starting at once
+/// do not race on `CREATE TABLE` (any fixed number; this is "devsy" in
+/// ASCII).
+const SCHEMA_LOCK: i64 = 0x0064_6576_7379;
+
+/// A `postgres://` URL, checked; shown without its password.
+#[derive(Clone)]
+pub struct Url {
+    config: Box<tokio_postgres::Config>,
+}
+
+impl Url {
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let mut config: tokio_postgres::Config = text
+            .parse()
+            .map_err(|e| format!("not a PostgreSQL URL ({e})"))?;
+        if config.get_hosts().is_empty() {
+            return Err("the PostgreSQL URL names no host".into());
+        }
+        if config.get_ssl_mode() == tokio_postgres::config::SslMode::Require {
+            return Err(
+                "sslmode=require: this build connects without TLS; reach the \
+                 server over a private network or a Unix socket, or through a TLS proxy"
+                    .into(),
+            );
+        }
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(POOL_WAIT);
+        }
+        if config.get_application_name().is_none() {
+            config.application_name("devsy-collector");
+        }
+        Ok(Self {
+            config: Box::new(config),
+        })
+    }
+}
+
+impl fmt::Display for Url {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "postgres://")?;
+        if let Some(user) = self.config.get_user() {
+            write!(f, "{user}@")?;
+        }
+        for (i, host) in self.config.get_hosts().iter().enumerate() {
+            if i > 0 {
+                write!(f, ",")?;
+            }
+            match host {
+                tokio_postgres::config::Host::Tcp(name) => write!(f, "{name}")?,
+                #[cfg(unix)]
+                tokio_postgres::config::Host::Unix(path) => write!(f, "[{}]", path.display())?,
+            }
+            if let Some(port) = self.config.get_ports().get(i) {
+                write!(f, ":{port}")?;
+            }
+        }
+        write!(f, "/{}", self.config.get_dbname().unwrap_or(""))
+    }
+}
+
+impl fmt::Debug for Url {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Url({self})")
+    }
+}
+
+/// The server's own words for an error, with its SQLSTATE.
+pub fn describe(error: &tokio_postgres::Error) -> String {
+    match error.as_db_error() {
+        Some(db) => format!("{} (SQLSTATE {})", db.message(), db.code().code()),
+        None => {
+            let mut text = error.to_string();
+            if let Some(source) = std::error::Error::source(error) {
+                text = format!("{text}: {source}");
+            }
+            text
+        }
+    }
+}
+
+fn pool_error(error: &deadpool_postgres::PoolError) -> String {
+    match error {
+        deadpool_postgres::PoolError::Backend(e) => describe(e),
+        other => other.to_string(),
+    }
+}
+
+fn at(url: &Url) -> impl Fn(tokio_postgres::Error) -> StoreError + '_ {
+    move |source| StoreError {
+        database: url.to_string(),
+        problem: Problem::Postgres(source),
+    }
+}
+
+/// What PostgreSQL takes for each of [`Param`]'s cases.
+fn as_sql<'a>(param: &'a Param<'a>) -> &'a (dyn ToSql + Sync) {
+    match param {
+        Param::Int(n) => n,
+        Param::OptInt(n) => n,
+        Param::Text(s) => s,
+        Param::OptText(s) => s,
+    }
+}
+
+/// The pool ingest stores through.
+pub struct Pool {
+    pool: deadpool_postgres::Pool,
+    url: Url,
+    pub(super) health: Arc<Health>,
+    max_bytes: u64,
+    size: Cached,
+}
+
+impl Pool {
+    fn build(url: &Url, size: usize) -> Result<deadpool_postgres::Pool, StoreError> {
+        let manager = Manager::from_config(
+            (*url.config).clone(),
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        deadpool_postgres::Pool::builder(manager)
+            .max_size(size.max(1))
+            .runtime(Runtime::Tokio1)
+            .wait_timeout(Some(POOL_WAIT))
+            .create_timeout(Some(POOL_WAIT))
+            .recycle_timeout(Some(POOL_WAIT))
+            .build()
+            .map_err(|e| StoreError::refused(url, e.to_string()))
+    }
+
+    /// Connects, and creates the schema unless it is there.
+    pub async fn open(url: &Url, size: usize, max_bytes: u64) -> Result<Self, StoreError> {
+        let pool = Self::build(url, size)?;
+        let mut client = pool
+            .get()
+            .await
+            .map_err(|e| StoreError::refused(url, format!("cannot connect: {}", pool_error(&e))))?;
+        let err = at(url);
+        let tx = client.transaction().await.map_err(&err)?;
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&SCHEMA_LOCK])
+            .await
+            .map_err(&err)?;
+        tx.batch_execute("CREATE TABLE IF NOT EXISTS devsy_schema (version BIGINT NOT NULL)")
+            .await
+            .map_err(&err)?;
+        let found: Option<i64> = tx
+            .query_one("SELECT max(version) FROM devsy_schema", &[])
+            .await
+            .map_err(&err)?
+            .get(0);
+        if let Some(version) = found.filter(|v| *v > SCHEMA_VERSION) {
+            return Err(StoreError::refused(
+                url,
+                format!(
+                    "schema version {version} is newer than this collector's ({SCHEMA_VERSION})"
+                ),
+            ));
+        }
+        tx.batch_execute(&sql::Dialect::Postgres.schema())
+            .await
+            .map_err(&err)?;
+        tx.execute("DELETE FROM devsy_schema", &[])
+            .await
+            .map_err(&err)?;
+        tx.execute(
+            "INSERT INTO devsy_schema (version) VALUES ($1)",
+            &[&SCHEMA_VERSION],
+        )
+        .await
+        .map_err(&err)?;
+        tx.commit().await.map_err(&err)?;
+        drop(client);
+        Ok(Self {
+            pool,
+            url: url.clone(),
+            health: Arc::new(Health::default()),
+            max_bytes,
+            size: Cached::new(Duration::from_secs(1)),
+        })
+    }
+
+    pub(super) async fn store(&self, rows: &[Row]) -> Result<Stored, Failure> {
+        let result = self.insert(rows).await;
+        self.health.record(&result);
+        result
+    }
+
+    async fn insert(&self, rows: &[Row]) -> Result<Stored, Failure> {
+        let mut client = self
+            .pool
+            .get()
+            .await
+            .map_err(|e| Failure::Other(pool_error(&e)))?;
+        let received = super::sqlite::now_us();
+        let tx = client.transaction().await.map_err(|e| failure(&e))?;
+        let mut stored = 0;
+        for chunk in rows.chunks(sql::ROWS_PER_INSERT) {
+            let statement = tx
+                .prepare_cached(&sql::insert(chunk.len()))
+                .await
+                .map_err(|e| failure(&e))?;
+            let params: Vec<Param<'_>> = chunk
+                .iter()
+                .flat_map(|row| sql::params(row, received))
+                .collect();
+            let params: Vec<&(dyn ToSql + Sync)> = params.iter().map(as_sql).collect();
+            let changed = tx
+                .execute(&statement, &params)
+                .await
+                .map_err(|e| failure(&e))?;
+            stored += usize::try_from(changed).unwrap_or(usize::MAX);
+        }
+        // Answered only once this returns: the batch is durable on the
+        // server (its own `synchronous_commit` decides how).
+        tx.commit().await.map_err(|e| failure(&e))?;
+        Ok(Stored {
+            stored,
+            duplicates: rows.len().saturating_sub(stored),
+        })
+    }
+
+    pub(super) async fn prune(&self, before_us: u64) -> usize {
+        let result = async {
+            let client = self.pool.get().await.map_err(|e| pool_error(&e))?;
+            client
+                .execute(
+                    sql::PRUNE,
+                    &[&sql::int(before_us), &sql::int(PRUNE_CHUNK as u64)],
+                )
+                .await
+                .map_err(|e| describe(&e))
+        }
+        .await;
+        match result {
+            Ok(n) => usize::try_from(n).unwrap_or(usize::MAX),
+            Err(e) => {
+                crate::log::log(&format!("pruning failed: {e}"));
+                0
+            }
+        }
+    }
+
+    /// The size cap, on what the events take (table and indexes), not the
+    /// whole database, which may hold other things; the server's disk is
+    /// its own to watch.
+    pub(super) async fn no_room(&self) -> Option<String> {
+        if let Some(problem) = self.size.fresh() {
+            return problem;
+        }
+        let size = async {
+            let client = self.pool.get().await.ok()?;
+            let row = client
+                .query_one("SELECT pg_total_relation_size('events')", &[])
+                .await
+                .ok()?;
+            row.try_get::<_, i64>(0).ok()
+        }
+        .await;
+        // Unknown (no connection): the insert will say what is wrong.
+        let problem = size
+            .and_then(|bytes| u64::try_from(bytes).ok())
+            .filter(|bytes| *bytes >= self.max_bytes)
+            .map(|bytes| {
+                format!(
+                    "the events take {} MiB, at the cap of {} MiB",
+                    mib(bytes),
+                    mib(self.max_bytes)
+                )
+            });
+        self.size.keep(problem)
+    }
+
+    pub(super) async fn reader(&self) -> Result<Reader, StoreError> {
+        let client = self.pool.get().await.map_err(|e| {
+            StoreError::refused(&self.url, format!("cannot connect: {}", pool_error(&e)))
+        })?;
+        Ok(Reader {
+            client,
+            pool: self.pool.clone(),
+            handle: tokio::runtime::Handle::current(),
+            runtime: None,
+        })
+    }
+}
+
+fn failure(error: &tokio_postgres::Error) -> Failure {
+    let text = describe(error);
+    match error.code() {
+        Some(code) if *code == tokio_postgres::error::SqlState::DISK_FULL => Failure::Full(text),
+        _ => Failure::Other(text),
+    }
+}
+
+/// A connection the report's queries run on, from blocking code: the
+/// dashboard's `spawn_blocking`, or `report`'s own runtime.
+pub struct Reader {
+    // Dropped in this order: the connection, its pool, then the runtime
+    // that drove them.
+    client: Object,
+    #[allow(dead_code)] // kept so the connection outlives nothing it needs
+    pool: deadpool_postgres::Pool,
+    handle: tokio::runtime::Handle,
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl Reader {
+    /// For `report`: a runtime of its own and one connection, on a
+    /// database that holds this build's schema.
+    pub fn standalone(url: &Url) -> Result<Self, StoreError> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .map_err(|e| StoreError::refused(url, e.to_string()))?;
+        let pool = {
+            let _entered = runtime.enter();
+            Pool::build(url, 1)?
+        };
+        let client = runtime
+            .block_on(pool.get())
+            .map_err(|e| StoreError::refused(url, format!("cannot connect: {}", pool_error(&e))))?;
+        let version =
+            runtime.block_on(client.query_opt("SELECT max(version) FROM devsy_schema", &[]));
+        let found: Option<i64> = match version {
+            Ok(row) => row.and_then(|r| r.get(0)),
+            Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::UNDEFINED_TABLE) => None,
+            Err(e) => return Err(at(url)(e)),
+        };
+        if found != Some(SCHEMA_VERSION) {
+            let found = found.map_or_else(|| "none".to_string(), |v| v.to_string());
+            return Err(StoreError::refused(
+                url,
+                format!(
+                    "not a devsy-collector database of schema {SCHEMA_VERSION} (found {found})"
+                ),
+            ));
+        }
+        Ok(Self {
+            client,
+            pool,
+            handle: runtime.handle().clone(),
+            runtime: Some(runtime),
+        })
+    }
+
+    pub(super) fn each(
+        &mut self,
+        text: &str,
+        params: &[i64],
+        row: &mut dyn FnMut(Cells) -> Result<(), Shape>,
+    ) -> Result<(), QueryError> {
+        let params: Vec<&(dyn ToSql + Sync)> =
+            params.iter().map(|p| p as &(dyn ToSql + Sync)).collect();
+        let client = &self.client;
+        let rows = self
+            .handle
+            .block_on(async {
+                let statement = client.prepare_cached(text).await?;
+                client.query(&statement, &params).await
+            })
+            .map_err(QueryError::Postgres)?;
+        for found in rows {
+            let mut cells = Vec::with_capacity(found.len());
+            for (i, column) in found.columns().iter().enumerate() {
+                let cell = match *column.type_() {
+                    Type::INT8 => found.try_get::<_, Option<i64>>(i).map(|v| v.map(Cell::Int)),
+                    Type::INT4 => found
+                        .try_get::<_, Option<i32>>(i)
+                        .map(|v| v.map(|n| Cell::Int(i64::from(n)))),
+                    Type::TEXT | Type::VARCHAR => found
+                        .try_get::<_, Option<String>>(i)
+                        .map(|v| v.map(Cell::Text)),
+                    ref other => {
+                        return Err(Shape(format!("column {i} is of type {other}")).into());
+                    }
+                }
+                .map_err(QueryError::Postgres)?;
+                cells.push(cell.unwrap_or(Cell::Null));
+            }
+            row(Cells(cells))?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Reader {
+    fn drop(&mut self) {
+        // A runtime may not be dropped inside another; `report`'s never is.
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
