@@ -14,27 +14,8 @@ use std::process::Command;
 
 use serde_json::{Value, json};
 use support::{
-    BINARY, Collector, agent, batch, finished_event, now_micros, post, start_event, stored,
+    BINARY, Collector, agent, batch, devsy, finished_event, now_micros, post, start_event, stored,
 };
-
-/// Runs the example once against `endpoint`; its exit code.
-fn devsy(home: &Path, endpoint: &str, args: &[&str], env: &[(&str, &str)]) -> i32 {
-    Command::new(support::devsy_binary())
-        .args(args)
-        .env_clear()
-        // The exit waits for delivery (no courier): what a run sent has
-        // arrived when it returns.
-        .env("CI", "true")
-        .env("HOME", home)
-        .env("DEVSY_HOME", home)
-        .env("DEVSY_TELEMETRY_ENDPOINT", endpoint)
-        .envs(env.iter().copied())
-        .output()
-        .expect("run devsy")
-        .status
-        .code()
-        .unwrap_or(-1)
-}
 
 fn command<'a>(report: &'a Value, name: &str) -> &'a Value {
     report["commands"]

@@ -4,7 +4,9 @@
 #![allow(dead_code)] // each test file uses a part
 
 pub mod cut_proxy;
+pub mod postgres;
 
+use std::ffi::OsStr;
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -34,6 +36,9 @@ pub enum Stderr {
 pub struct Collector {
     child: Child,
     pub address: SocketAddr,
+    /// Where `--dashboard` serves, when given.
+    pub dashboard: Option<SocketAddr>,
+    /// The SQLite path, or the PostgreSQL URL.
     pub db: PathBuf,
 }
 
@@ -42,12 +47,14 @@ impl Collector {
     /// line that names the port.
     /// With the rate limits lifted: these tests send from one address
     /// far more than one client would.
-    pub fn start(db: &Path) -> Self {
+    pub fn start(db: impl AsRef<OsStr>) -> Self {
         Self::start_with(db, UNLIMITED, Stderr::Piped)
     }
 
     /// Starts `serve` with `extra` arguments, its stderr as `stderr` says.
-    pub fn start_with(db: &Path, extra: &[&str], stderr: Stderr) -> Self {
+    /// `db` is a SQLite path or a PostgreSQL URL.
+    pub fn start_with(db: impl AsRef<OsStr>, extra: &[&str], stderr: Stderr) -> Self {
+        let db = db.as_ref();
         let mut command = match stderr {
             Stderr::Piped | Stderr::Broken => Command::new(BINARY),
             // Closed, not the null device: a write to it fails (EBADF).
@@ -73,24 +80,46 @@ impl Collector {
         }
         let stdout = child.stdout.take().expect("stdout");
         let (tx, rx) = mpsc::channel();
+        // The dashboard's address is the second line, when there is one.
+        let lines = if extra.contains(&"--dashboard") { 2 } else { 1 };
         std::thread::spawn(move || {
-            let mut line = String::new();
-            let _ = BufReader::new(stdout).read_line(&mut line);
-            let _ = tx.send(line);
+            let mut stdout = BufReader::new(stdout);
+            for _ in 0..lines {
+                let mut line = String::new();
+                let _ = stdout.read_line(&mut line);
+                let _ = tx.send(line);
+            }
         });
         let line = rx
-            .recv_timeout(Duration::from_secs(10))
-            .expect("the collector names its address within 10 s");
+            .recv_timeout(Duration::from_secs(20))
+            .expect("the collector names its address within 20 s");
         let address = line
             .strip_prefix("listening on http://")
             .and_then(|rest| rest.split_whitespace().next())
             .and_then(|a| a.parse().ok())
             .unwrap_or_else(|| panic!("unexpected first line: {line:?}"));
+        let dashboard = (lines == 2).then(|| {
+            let line = rx
+                .recv_timeout(Duration::from_secs(5))
+                .expect("the collector names its dashboard");
+            line.trim()
+                .strip_prefix("dashboard on http://")
+                .and_then(|rest| rest.strip_suffix('/'))
+                .and_then(|a| a.parse().ok())
+                .unwrap_or_else(|| panic!("unexpected second line: {line:?}"))
+        });
         Self {
             child,
             address,
-            db: db.to_path_buf(),
+            dashboard,
+            db: PathBuf::from(db),
         }
+    }
+
+    /// `path` on the dashboard.
+    pub fn board(&self, path: &str) -> String {
+        let board = self.dashboard.expect("started with --dashboard");
+        format!("http://{board}{path}")
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -167,6 +196,26 @@ pub fn post(agent: &ureq::Agent, url: &str, body: &[u8]) -> (u16, Value) {
     (status, serde_json::from_str(&text).unwrap_or(Value::Null))
 }
 
+/// GETs `url`, with `headers`; the status and the body.
+pub fn get(agent: &ureq::Agent, url: &str, headers: &[(&str, &str)]) -> (u16, String) {
+    let mut request = agent.get(url);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let mut response = request.call().expect("a response");
+    let status = response.status().as_u16();
+    (
+        status,
+        response.body_mut().read_to_string().unwrap_or_default(),
+    )
+}
+
+/// GETs `url`; the status and the body as JSON (`null` if it is not).
+pub fn get_json(agent: &ureq::Agent, url: &str) -> (u16, Value) {
+    let (status, body) = get(agent, url, &[]);
+    (status, serde_json::from_str(&body).unwrap_or(Value::Null))
+}
+
 pub fn now_micros() -> u64 {
     let d = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -221,11 +270,17 @@ pub fn stored(db: &Path) -> i64 {
         .expect("count")
 }
 
-/// `devsy-collector report --json` on `db`.
-pub fn report_json(db: &Path) -> Value {
+/// `devsy-collector report --json` on `db` (a path or a URL).
+pub fn report_json(db: impl AsRef<OsStr>) -> Value {
+    report_json_with(db, &[])
+}
+
+/// `devsy-collector report --json` with more arguments.
+pub fn report_json_with(db: impl AsRef<OsStr>, args: &[&str]) -> Value {
     let output = Command::new(BINARY)
         .args(["report", "--json", "--db"])
         .arg(db)
+        .args(args)
         .output()
         .expect("run report");
     assert!(
@@ -260,4 +315,23 @@ pub fn devsy_binary() -> PathBuf {
     }
     assert!(path.is_file(), "no devsy example at {}", path.display());
     path
+}
+
+/// Runs the devsy example once against `endpoint`; its exit code. With
+/// `CI=true`, its exit waits for delivery (no courier): what a run sent
+/// has arrived when it returns.
+pub fn devsy(home: &Path, endpoint: &str, args: &[&str], env: &[(&str, &str)]) -> i32 {
+    Command::new(devsy_binary())
+        .args(args)
+        .env_clear()
+        .env("CI", "true")
+        .env("HOME", home)
+        .env("DEVSY_HOME", home)
+        .env("DEVSY_TELEMETRY_ENDPOINT", endpoint)
+        .envs(env.iter().copied())
+        .output()
+        .expect("run devsy")
+        .status
+        .code()
+        .unwrap_or(-1)
 }

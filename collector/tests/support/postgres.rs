@@ -1,0 +1,122 @@
+//! A real PostgreSQL server for the tests: `DEVSY_TEST_POSTGRES` names it
+//! (a URL to a database the tests may create databases from; `.ci/run`
+//! starts a server and sets it). Each test gets a fresh database, dropped
+//! at the end. Without the variable a test says so and, in CI, fails: it
+//! never passes silently.
+
+use std::process::Command;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+/// The variable that names the server.
+pub const VARIABLE: &str = "DEVSY_TEST_POSTGRES";
+
+/// A database of its own for one test; dropped with it.
+pub struct TestDatabase {
+    admin: String,
+    name: String,
+    /// The URL the collector is given.
+    pub url: String,
+}
+
+/// A fresh database on the test server, or `None` (with a line on stderr)
+/// where none is configured outside CI.
+pub fn database() -> Option<TestDatabase> {
+    let admin = match std::env::var(VARIABLE) {
+        Ok(url) if !url.is_empty() => url,
+        _ => {
+            let ci = std::env::var_os("CI").is_some_and(|v| !v.is_empty() && v != "false");
+            assert!(
+                !ci,
+                "{VARIABLE} is not set: in CI the PostgreSQL tests need the server \
+                 that .ci/run starts"
+            );
+            eprintln!("skipped: no PostgreSQL ({VARIABLE} is not set; .ci/run sets it)");
+            return None;
+        }
+    };
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let name = format!(
+        "devsy_test_{}_{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    );
+    psql(
+        &admin,
+        &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+    );
+    // Sorting by a language's rules, as many servers do (ICU's English),
+    // so that a query that depends on the server's collation shows it.
+    psql(
+        &admin,
+        &format!(
+            "CREATE DATABASE {name} TEMPLATE template0 ENCODING 'UTF8' \
+             LOCALE_PROVIDER icu ICU_LOCALE 'en-US' LOCALE 'C.UTF-8'"
+        ),
+    );
+    let url = with_database(&admin, &name);
+    Some(TestDatabase { admin, name, url })
+}
+
+/// `admin` with its database replaced by `name`.
+pub fn with_database(admin: &str, name: &str) -> String {
+    let (base, query) = admin.split_once('?').unwrap_or((admin, ""));
+    let authority_end = base.find("://").map_or(0, |i| {
+        i + 3 + base[i + 3..].find('/').unwrap_or(base.len() - i - 3)
+    });
+    let mut url = format!("{}/{name}", &base[..authority_end]);
+    if !query.is_empty() {
+        url = format!("{url}?{query}");
+    }
+    url
+}
+
+/// Runs `sql` with psql; its unaligned output, one row per line.
+pub fn psql(url: &str, sql: &str) -> String {
+    let output = Command::new("psql")
+        .args([
+            "-X",
+            "-q",
+            "-A",
+            "-t",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-d",
+            url,
+            "-c",
+            sql,
+        ])
+        .output()
+        .expect("run psql (the PostgreSQL client)");
+    assert!(
+        output.status.success(),
+        "psql {sql:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).trim().to_string()
+}
+
+impl TestDatabase {
+    /// Runs `sql` in this database.
+    pub fn query(&self, sql: &str) -> String {
+        psql(&self.url, sql)
+    }
+
+    /// Rows in `events`.
+    pub fn count(&self) -> i64 {
+        self.query("SELECT COUNT(*) FROM events")
+            .parse()
+            .expect("a count")
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        let _ = Command::new("psql")
+            .args(["-X", "-q", "-d", &self.admin, "-c"])
+            .arg(format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.name
+            ))
+            .output();
+    }
+}
