@@ -71,7 +71,8 @@ pub fn stacked_days(id: &str, title: &str, unit: &str, series: &Series, shares: 
     let plot_h = HEIGHT - TOP - BOTTOM;
     #[allow(clippy::cast_precision_loss)] // days and counts far below 2^52
     let slot = plot_w / days as f64;
-    let bar = (slot * 0.8).max(1.0);
+    // Narrow even over a few days: a bar reads as a day, not a block.
+    let bar = (slot * 0.8).clamp(1.0, 48.0);
     let _ = write!(
         out,
         "<svg viewBox=\"0 0 {WIDTH} {HEIGHT}\" role=\"img\" aria-labelledby=\"{id}-title\" \

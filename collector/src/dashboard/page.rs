@@ -38,7 +38,9 @@ svg .grid { stroke: #e3e3e3; stroke-width: 1; }
 table { border-collapse: collapse; width: 100%; margin: 8px 0; }
 caption { text-align: left; font-weight: 600; padding: 4px 0; }
 th, td { text-align: left; padding: 5px 8px; border-bottom: 1px solid #eee;
-         vertical-align: top; overflow-wrap: anywhere; }
+         vertical-align: top; overflow-wrap: break-word; }
+.sr { position: absolute; width: 1px; height: 1px; overflow: hidden; clip: rect(0 0 0 0);
+      white-space: nowrap; }
 td.n, th.n { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
 td.barcell { width: 28%; min-width: 120px; }
 .cellbar { height: 12px; margin-top: 5px; }
@@ -165,7 +167,7 @@ fn commands(out: &mut String, report: &Report) {
          <table id=\"commands-table\"><caption>Runs and failures per command, most run first</caption>\
          <thead><tr><th scope=\"col\">Command</th><th scope=\"col\" class=\"n\">Runs</th>\
          <th scope=\"col\" class=\"n\">Machines</th><th scope=\"col\" class=\"n\">Failures</th>\
-         <th scope=\"col\" class=\"n\">Failure rate</th><th scope=\"col\">Failure rate, as a bar</th>\
+         <th scope=\"col\" class=\"n\">Failure rate</th><th scope=\"col\"><span class=\"sr\">Failure rate, as a bar</span></th>\
          <th scope=\"col\">Most frequent error</th></tr></thead><tbody>",
     );
     if report.commands.is_empty() {
@@ -239,7 +241,7 @@ fn shares(out: &mut String, id: &str, title: &str, counts: &[Count], left: u64) 
         out,
         "<div><table id=\"{id}-table\"><caption>{title}</caption><thead><tr>\
          <th scope=\"col\">Value</th><th scope=\"col\" class=\"n\">Runs</th>\
-         <th scope=\"col\" class=\"n\">Share</th><th scope=\"col\">Share, as a bar</th></tr></thead><tbody>"
+         <th scope=\"col\" class=\"n\">Share</th><th scope=\"col\"><span class=\"sr\">Share, as a bar</span></th></tr></thead><tbody>"
     );
     for (i, c) in counts.iter().enumerate() {
         #[allow(clippy::cast_precision_loss)]

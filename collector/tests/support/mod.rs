@@ -3,6 +3,7 @@
 
 #![allow(dead_code)] // each test file uses a part
 
+pub mod browser;
 pub mod cut_proxy;
 pub mod postgres;
 
@@ -64,24 +65,33 @@ impl Collector {
                 shell
             }
         };
-        let mut child = command
+        command
             .args(["serve", "--listen", "127.0.0.1:0", "--db"])
             .arg(db)
             .args(extra)
-            .stdout(Stdio::piped())
             .stderr(match stderr {
                 Stderr::Piped | Stderr::Broken => Stdio::piped(),
                 Stderr::Closed => Stdio::null(),
-            })
+            });
+        let mut collector = Self::spawn(command, extra.contains(&"--dashboard"));
+        if stderr == Stderr::Broken {
+            drop(collector.child.stderr.take());
+        }
+        collector.db = PathBuf::from(db);
+        collector
+    }
+
+    /// Starts `command` (a `serve` with its arguments), and waits (at most
+    /// 20 s) for the line that names its address, and the next, when it
+    /// serves a dashboard.
+    pub fn spawn(mut command: Command, dashboard: bool) -> Self {
+        let mut child = command
+            .stdout(Stdio::piped())
             .spawn()
             .expect("start devsy-collector");
-        if stderr == Stderr::Broken {
-            drop(child.stderr.take());
-        }
         let stdout = child.stdout.take().expect("stdout");
         let (tx, rx) = mpsc::channel();
-        // The dashboard's address is the second line, when there is one.
-        let lines = if extra.contains(&"--dashboard") { 2 } else { 1 };
+        let lines = if dashboard { 2 } else { 1 };
         std::thread::spawn(move || {
             let mut stdout = BufReader::new(stdout);
             for _ in 0..lines {
@@ -112,7 +122,7 @@ impl Collector {
             child,
             address,
             dashboard,
-            db: PathBuf::from(db),
+            db: PathBuf::new(),
         }
     }
 
