@@ -9,7 +9,6 @@ mod support;
 #[path = "../../tests/it/support/couriers.rs"]
 mod couriers;
 
-use std::path::Path;
 use std::process::Command;
 
 use serde_json::{Value, json};

@@ -48,13 +48,13 @@ impl Collector {
     /// line that names the port.
     /// With the rate limits lifted: these tests send from one address
     /// far more than one client would.
-    pub fn start(db: impl AsRef<OsStr>) -> Self {
+    pub fn start(db: &(impl AsRef<OsStr> + ?Sized)) -> Self {
         Self::start_with(db, UNLIMITED, Stderr::Piped)
     }
 
     /// Starts `serve` with `extra` arguments, its stderr as `stderr` says.
     /// `db` is a SQLite path or a PostgreSQL URL.
-    pub fn start_with(db: impl AsRef<OsStr>, extra: &[&str], stderr: Stderr) -> Self {
+    pub fn start_with(db: &(impl AsRef<OsStr> + ?Sized), extra: &[&str], stderr: Stderr) -> Self {
         let db = db.as_ref();
         let mut command = match stderr {
             Stderr::Piped | Stderr::Broken => Command::new(BINARY),
@@ -281,12 +281,12 @@ pub fn stored(db: &Path) -> i64 {
 }
 
 /// `devsy-collector report --json` on `db` (a path or a URL).
-pub fn report_json(db: impl AsRef<OsStr>) -> Value {
+pub fn report_json(db: &(impl AsRef<OsStr> + ?Sized)) -> Value {
     report_json_with(db, &[])
 }
 
 /// `devsy-collector report --json` with more arguments.
-pub fn report_json_with(db: impl AsRef<OsStr>, args: &[&str]) -> Value {
+pub fn report_json_with(db: &(impl AsRef<OsStr> + ?Sized), args: &[&str]) -> Value {
     let output = Command::new(BINARY)
         .args(["report", "--json", "--db"])
         .arg(db)
