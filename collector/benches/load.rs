@@ -10,12 +10,21 @@
 //!   charged for the wait), with batches of 1 and of 100.
 //!
 //! - the same with `--durability full` (one fsync per batch);
+//! - the same phases on PostgreSQL (`DEVSY_BENCH_POSTGRES`, or the tests'
+//!   `DEVSY_TEST_POSTGRES`: a URL the bench may create a database from),
+//!   beside SQLite: one collector, one behind a proxy that puts the
+//!   database 1 ms away (2 ms a round trip, another zone), and three
+//!   collectors sharing it, the clients spread over them;
 //! - under attack: a valid client's paced requests, from 127.0.0.1, while
 //!   other loopback addresses hold idle connections, a slowloris, or
 //!   stalled uploads (the default limits, rate limits lifted).
 //!
 //! Every phase is bounded in requests and in time. Figures and goals are in
 //! the collector's README.
+
+#[allow(dead_code)] // the root benches' proxy; this bench uses a part
+#[path = "../../benches/support/proxy.rs"]
+mod proxy;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -61,7 +70,7 @@ impl Drop for Server {
     }
 }
 
-fn start(binary: &Path, db: &Path, durability: &str) -> Server {
+fn start(binary: &Path, db: &std::ffi::OsStr, durability: &str) -> Server {
     let mut child = Command::new(binary)
         .args([
             "serve",
@@ -143,6 +152,31 @@ struct Figures {
 }
 
 impl Figures {
+    /// Events per second and the p99 latency, for the table of stores.
+    fn cell(&mut self, batch: u64) -> String {
+        self.latencies.sort();
+        let n = self.latencies.len();
+        let pick = |p: usize| {
+            if n == 0 {
+                Duration::ZERO
+            } else {
+                self.latencies[(p * n).div_ceil(100).clamp(1, n) - 1]
+            }
+        };
+        let ok = (self.requests - self.failed) as f64;
+        let failed = if self.failed > 0 {
+            format!(", {} failed", self.failed)
+        } else {
+            String::new()
+        };
+        format!(
+            "{:.0} events/s, p50 {:.1?}, p99 {:.1?}{failed}",
+            ok * batch as f64 / self.elapsed.as_secs_f64(),
+            pick(50),
+            pick(99)
+        )
+    }
+
     fn print(mut self, label: &str, batch: u64) {
         self.latencies.sort();
         let pick = |p: usize| {
@@ -171,13 +205,21 @@ impl Figures {
 
 /// `clients` threads post batches of `batch` back to back, until `limit`
 /// requests in all or `window`.
-fn sustained(endpoint: &str, clients: u32, batch: u64, limit: usize, window: Duration) -> Figures {
+fn sustained(
+    endpoints: &[&str],
+    clients: u32,
+    batch: u64,
+    limit: usize,
+    window: Duration,
+) -> Figures {
     let t0 = now_micros();
     let started = Instant::now();
     let per_client = limit / clients as usize;
     let results: Vec<(usize, Vec<Duration>)> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..clients)
             .map(|client| {
+                // Each client keeps to one collector, in turn.
+                let endpoint = endpoints[client as usize % endpoints.len()];
                 scope.spawn(move || {
                     let agent = agent();
                     let mut latencies = Vec::with_capacity(per_client);
@@ -202,7 +244,7 @@ fn sustained(endpoint: &str, clients: u32, batch: u64, limit: usize, window: Dur
 
 /// `rate` requests per second of `batch` events for `seconds`, spread over
 /// `clients` threads, each sending on its own schedule.
-fn paced(endpoint: &str, clients: u32, batch: u64, rate: u32, seconds: u32) -> Figures {
+fn paced(endpoints: &[&str], clients: u32, batch: u64, rate: u32, seconds: u32) -> Figures {
     let t0 = now_micros();
     let interval = Duration::from_secs(1) * clients / rate;
     let per_client = (rate * seconds / clients) as usize;
@@ -210,6 +252,7 @@ fn paced(endpoint: &str, clients: u32, batch: u64, rate: u32, seconds: u32) -> F
     let results: Vec<(usize, Vec<Duration>)> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..clients)
             .map(|client| {
+                let endpoint = endpoints[client as usize % endpoints.len()];
                 scope.spawn(move || {
                     let agent = agent();
                     let offset = interval * client / clients;
@@ -318,8 +361,8 @@ fn main() {
     }
     let binary = collector_binary();
     let dir = tempfile::tempdir().expect("temp dir");
-    let server = start(&binary, &dir.path().join("load.db"), "normal");
-    let endpoint = server.endpoint.as_str();
+    let server = start(&binary, dir.path().join("load.db").as_os_str(), "normal");
+    let endpoint = &[server.endpoint.as_str()][..];
     // Warm the connection pool and the database's pages.
     let _ = sustained(endpoint, 2, 10, 100, Duration::from_secs(5));
 
@@ -336,8 +379,8 @@ fn main() {
     drop(server);
 
     // One fsync per batch: what surviving a power loss costs.
-    let server = start(&binary, &dir.path().join("full.db"), "full");
-    let endpoint = server.endpoint.as_str();
+    let server = start(&binary, dir.path().join("full.db").as_os_str(), "full");
+    let endpoint = &[server.endpoint.as_str()][..];
     let _ = sustained(endpoint, 2, 10, 100, Duration::from_secs(5));
     paced(endpoint, 8, 1, 1_000, 3)
         .print("--durability full: paced 1,000 requests/s, batches of 1", 1);
@@ -377,7 +420,9 @@ fn main() {
     ] {
         let server = start(
             &binary,
-            &dir.path().join(format!("attack-{addresses}.db")),
+            dir.path()
+                .join(format!("attack-{addresses}.db"))
+                .as_os_str(),
             "normal",
         );
         let to = server
@@ -387,7 +432,7 @@ fn main() {
             .parse()
             .expect("an address");
         let held = attack(to, addresses, per_address, kind);
-        let endpoint = server.endpoint.as_str();
+        let endpoint = &[server.endpoint.as_str()][..];
         paced(endpoint, 4, 100, 200, 3).print(
             &format!(
                 "under attack ({label}; {} connected): paced 200 requests/s, batches of 100",
@@ -396,5 +441,106 @@ fn main() {
             100,
         );
         drop(held);
+    }
+
+    stores(&binary, dir.path());
+}
+
+/// The phases whose figures the table of stores compares.
+const PHASES: [&str; 4] = [
+    "sustained, 4 clients, batches of 100",
+    "sustained, 8 clients, batches of 1",
+    "paced 1,000 requests/s, batches of 1",
+    "paced 200 requests/s, batches of 100",
+];
+
+/// `PHASES` against `endpoints`, a cell each.
+fn phases(endpoints: &[&str]) -> Vec<String> {
+    let _ = sustained(endpoints, 3, 10, 300, Duration::from_secs(5));
+    vec![
+        sustained(endpoints, 4, 100, 3_000, Duration::from_secs(3)).cell(100),
+        sustained(endpoints, 8, 1, 30_000, Duration::from_secs(3)).cell(1),
+        paced(endpoints, 8, 1, 1_000, 3).cell(1),
+        paced(endpoints, 8, 100, 200, 3).cell(100),
+    ]
+}
+
+/// Creates a database of its own on the server that `admin` names.
+fn bench_database(admin: &str) -> Option<String> {
+    let name = format!("devsy_bench_{}", std::process::id());
+    for sql in [
+        format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+        format!("CREATE DATABASE {name}"),
+    ] {
+        let ok = Command::new("psql")
+            .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", admin, "-c", &sql])
+            .status()
+            .is_ok_and(|s| s.success());
+        if !ok {
+            println!("PostgreSQL: cannot run {sql:?} on {admin}");
+            return None;
+        }
+    }
+    let base = admin.rsplit_once('/').map_or(admin, |(base, _)| base);
+    Some(format!("{base}/{name}"))
+}
+
+/// SQLite beside PostgreSQL, phase by phase, as a Markdown table.
+fn stores(binary: &Path, dir: &Path) {
+    let mut columns: Vec<(String, Vec<String>)> = Vec::new();
+    {
+        let server = start(binary, dir.join("stores.db").as_os_str(), "normal");
+        columns.push(("SQLite".into(), phases(&[server.endpoint.as_str()])));
+    }
+    let admin = std::env::var("DEVSY_BENCH_POSTGRES")
+        .or_else(|_| std::env::var("DEVSY_TEST_POSTGRES"))
+        .ok();
+    match admin.as_deref().and_then(bench_database) {
+        None => println!("PostgreSQL: not measured (set DEVSY_BENCH_POSTGRES to a server URL)"),
+        Some(url) => {
+            {
+                let server = start(binary, url.as_ref(), "normal");
+                columns.push(("PostgreSQL".into(), phases(&[server.endpoint.as_str()])));
+            }
+            // The database 1 ms away: every statement pays 2 ms.
+            if let Some(target) = url
+                .split_once('@')
+                .and_then(|(_, rest)| rest.split_once('/'))
+                .and_then(|(host, _)| host.parse::<std::net::SocketAddr>().ok())
+            {
+                let far = proxy::DelayProxy::start(target, Duration::from_millis(1));
+                let through = far
+                    .endpoint()
+                    .trim_start_matches("http://")
+                    .trim_end_matches("/v1/insert")
+                    .to_string();
+                let far_url = url.replacen(&target.to_string(), &through, 1);
+                let server = start(binary, far_url.as_ref(), "normal");
+                columns.push((
+                    "PostgreSQL 1 ms away".into(),
+                    phases(&[server.endpoint.as_str()]),
+                ));
+            }
+            let servers: Vec<Server> = (0..3)
+                .map(|_| start(binary, url.as_ref(), "normal"))
+                .collect();
+            let endpoints: Vec<&str> = servers.iter().map(|s| s.endpoint.as_str()).collect();
+            columns.push(("3 collectors, one PostgreSQL".into(), phases(&endpoints)));
+            drop(servers);
+            let name = url.rsplit_once('/').map_or("", |(_, name)| name);
+            if let Some(admin) = &admin {
+                let _ = Command::new("psql")
+                    .args(["-X", "-q", "-d", admin, "-c"])
+                    .arg(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                    .status();
+            }
+        }
+    }
+    let header: Vec<&str> = columns.iter().map(|(name, _)| name.as_str()).collect();
+    println!("\n| phase | {} |", header.join(" | "));
+    println!("|---|{}", "---|".repeat(columns.len()));
+    for (i, phase) in PHASES.iter().enumerate() {
+        let cells: Vec<&str> = columns.iter().map(|(_, cells)| cells[i].as_str()).collect();
+        println!("| {phase} | {} |", cells.join(" | "));
     }
 }

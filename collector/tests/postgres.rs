@@ -115,6 +115,28 @@ fn the_report_is_the_same_from_sqlite_and_postgres() {
     assert_eq!(report_json(&pg.url)["events"], json!(8));
 }
 
+#[test]
+fn a_batch_of_more_than_one_statement_is_stored_whole_in_either_store() {
+    let Some(pg) = postgres::database() else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("temp dir");
+    let sqlite = dir.path().join("t.db");
+    // 2,500 events: three inserts (of at most 1,000) in one transaction.
+    let events = client_batch(7, 0, 2_500, now_micros() - 3_600_000_000);
+    let body = batch(&events);
+    for db in [sqlite.as_os_str(), pg.url.as_ref()] {
+        let collector = Collector::start(db);
+        let (status, answer) = post(&agent(), &collector.endpoint(), &body);
+        assert_eq!(status, 200, "{answer}");
+        assert_eq!(answer, json!({"stored": 2_500, "duplicates": 0}));
+        let (_, again) = post(&agent(), &collector.endpoint(), &body);
+        assert_eq!(again, json!({"stored": 0, "duplicates": 2_500}));
+    }
+    assert_eq!(pg.count(), 2_500);
+    assert_eq!(support::stored(&sqlite), 2_500);
+}
+
 /// A client's attempt: `None` when the collector could not be reached.
 fn try_post(agent: &ureq::Agent, url: &str, body: &[u8]) -> Option<(u16, Value)> {
     let mut response = agent
