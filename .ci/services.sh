@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The services the tests use, started for this run and stopped at its end
 # (sourced by .ci/run):
-# - a PostgreSQL server in a temporary directory, on a free loopback port;
-#   its URL is DEVSY_TEST_POSTGRES;
+# - a PostgreSQL server (15 or later: the tests use ICU collations) in a
+#   temporary directory, on a free loopback port; its URL is
+#   DEVSY_TEST_POSTGRES;
 # - Chromium and its WebDriver for the dashboard's browser test, installed
 #   from Debian's packages when missing.
 
@@ -32,7 +33,7 @@ free_port() {
 
 start_postgres() {
   local bin
-  bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
+  bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1 || true)
   if [ -z "$bin" ]; then
     echo "ci: no PostgreSQL server installed (/usr/lib/postgresql/*/bin)" >&2
     return 1
@@ -53,6 +54,8 @@ start_postgres() {
     -o "-p $port -k $PG_DIR -c listen_addresses=127.0.0.1 -c max_connections=300" start >/dev/null \
     || { cat "$PG_DIR/server.log" >&2; return 1; }
   export DEVSY_TEST_POSTGRES="postgres://postgres@127.0.0.1:$port/postgres"
+  # The tests create their databases with psql, the server's own.
+  export PATH="$bin:$PATH"
   echo "ci: PostgreSQL at $DEVSY_TEST_POSTGRES" >&2
 }
 

@@ -14,7 +14,8 @@
 //!   `DEVSY_TEST_POSTGRES`: a URL the bench may create a database from),
 //!   beside SQLite: one collector, one behind a proxy that puts the
 //!   database 1 ms away (2 ms a round trip, another zone), and three
-//!   collectors sharing it, the clients spread over them;
+//!   collectors sharing it, the clients spread over them (`-- stores`
+//!   runs only these);
 //! - under attack: a valid client's paced requests, from 127.0.0.1, while
 //!   other loopback addresses hold idle connections, a slowloris, or
 //!   stalled uploads (the default limits, rate limits lifted).
@@ -361,6 +362,11 @@ fn main() {
     }
     let binary = collector_binary();
     let dir = tempfile::tempdir().expect("temp dir");
+    // `-- stores`: only the table of stores.
+    if std::env::args().any(|a| a == "stores") {
+        stores(&binary, dir.path());
+        return;
+    }
     let server = start(&binary, dir.path().join("load.db").as_os_str(), "normal");
     let endpoint = &[server.endpoint.as_str()][..];
     // Warm the connection pool and the database's pages.

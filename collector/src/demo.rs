@@ -165,13 +165,20 @@ pub fn run(devsy: Option<PathBuf>, quick: bool) -> Result<(), Box<dyn std::error
             |addresses| {
                 let _ = address_tx.send(addresses);
             },
-            || {
-                // Ctrl-C ends the lingering demo; the demo's own stop the other.
-                let signal = server::signal();
+            move || {
+                // Ctrl-C ends the lingering demo; before that, the default
+                // Ctrl-C (the process ends) stays.
+                let signal = linger.then(server::signal);
                 async move {
+                    let ctrl_c = async {
+                        match signal {
+                            Some(signal) => signal.await,
+                            None => std::future::pending().await,
+                        }
+                    };
                     tokio::select! {
                         _ = stopped => {}
-                        () = signal => {}
+                        () = ctrl_c => {}
                     }
                 }
             },
@@ -213,7 +220,7 @@ pub fn run(devsy: Option<PathBuf>, quick: bool) -> Result<(), Box<dyn std::error
     }
 
     let mut reader = Reader::open(&Database::Sqlite(db.clone()))?;
-    let report = report::build(&mut reader, None, report::DEFAULT_TOP)?;
+    let report = reader.snapshot(|reader| report::build(reader, None, report::DEFAULT_TOP))?;
     drop(reader);
     println!("\nevents stored: {}. The report:\n", report.events);
     print!("{}", report::render(&report));

@@ -164,8 +164,9 @@ enum Command {
         #[arg(long, value_enum, default_value = "normal")]
         durability: store::Durability,
         /// PostgreSQL connections this collector holds at most
-        #[arg(long, default_value_t = store::DEFAULT_POOL, value_name = "N")]
-        pool_size: usize,
+        #[arg(long, default_value_t = store::DEFAULT_POOL, value_name = "N",
+              value_parser = clap::value_parser!(u32).range(1..=1024))]
+        pool_size: u32,
         /// Serve the dashboard on this address (without a value, on
         /// 127.0.0.1:8788); never on the ingest address
         #[arg(long, value_name = "ADDRESS", num_args = 0..=1,
@@ -325,7 +326,7 @@ fn report(
         .map(|text| report::parse_since(text, SystemTime::now()))
         .transpose()?;
     let mut reader = store::Reader::open(db)?;
-    let report = report::build(&mut reader, since, top)?;
+    let report = reader.snapshot(|reader| report::build(reader, since, top))?;
     let mut stdout = std::io::stdout().lock();
     if json {
         serde_json::to_writer_pretty(&mut stdout, &report)?;

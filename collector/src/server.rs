@@ -48,6 +48,9 @@ pub struct Options {
     pub dashboard: Option<dashboard::Options>,
 }
 
+/// Connections the dashboard takes at once.
+const BOARD_CONNECTIONS: usize = 64;
+
 /// How often retention runs, besides at start.
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 
@@ -403,6 +406,12 @@ where
         body_deadline: limits.body_deadline,
     });
     let board = board.map(|(tcp, board)| (tcp, dashboard::router(Arc::clone(&store), board)));
+    // The dashboard is for a few people: its own, small connection caps.
+    let board_limits = Limits {
+        max_connections: limits.max_connections.min(BOARD_CONNECTIONS),
+        max_per_address: limits.max_per_address.min(BOARD_CONNECTIONS / 4),
+        ..limits.clone()
+    };
     drop(store);
     let signalled = {
         let _runtime = runtime.enter();
@@ -425,15 +434,16 @@ where
         let ingest = listener::serve(tcp, app, &limits, until_stopped(stopping.clone()));
         let board = async {
             if let Some((tcp, router)) = board {
-                listener::serve(tcp, router, &limits, until_stopped(stopping.clone())).await;
+                listener::serve(tcp, router, &board_limits, until_stopped(stopping.clone())).await;
             }
         };
         tokio::join!(watch, ingest, board);
         gone
     });
     // Every connection is closed and the routers (with the store) are
-    // gone: SQLite's writer drains what it was given and stops.
-    drop(runtime);
+    // gone: SQLite's writer drains what it was given and stops. A
+    // dashboard query still running is not waited for past the grace.
+    runtime.shutdown_timeout(limits.shutdown_grace);
     if !background.join() || writer_gone {
         return Err("the database writer stopped; what it acknowledged is stored".into());
     }

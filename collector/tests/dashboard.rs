@@ -10,6 +10,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
+#[cfg(unix)]
 use support::browser;
 use support::{
     BINARY, Collector, Stderr, UNLIMITED, agent, batch, devsy, finished_event, get, get_json,
@@ -97,22 +98,42 @@ fn with_a_token_every_request_must_carry_it() {
 #[test]
 fn a_dashboard_open_to_other_hosts_needs_a_token() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let output = Command::new(BINARY)
-        .args([
+    let db = dir.path().join("t.db");
+    let db = db.to_str().expect("a UTF-8 path");
+    let stderr = support::refused(
+        &[
             "serve",
             "--listen",
             "127.0.0.1:0",
             "--dashboard",
             "0.0.0.0:0",
             "--db",
-        ])
-        .arg(dir.path().join("t.db"))
-        .env_remove("DEVSY_DASHBOARD_TOKEN")
-        .output()
-        .expect("serve");
-    assert!(!output.status.success());
-    let stderr = String::from_utf8_lossy(&output.stderr);
+            db,
+        ],
+        &[],
+    );
     assert!(stderr.contains("give it a token"), "{stderr}");
+}
+
+/// A page elsewhere that rebinds its name to 127.0.0.1 sends its own Host:
+/// without a token, only a loopback Host is answered.
+#[test]
+fn without_a_token_only_a_loopback_host_is_answered() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let collector = with_dashboard(&dir.path().join("t.db"), &[]);
+    let (status, body) = get(
+        &agent(),
+        &collector.board("/api/report"),
+        &[("Host", "evil.example:8788")],
+    );
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("loopback Host"), "{body}");
+    let (status, _) = get(
+        &agent(),
+        &collector.board("/"),
+        &[("Host", "localhost:8788")],
+    );
+    assert_eq!(status, 200);
 }
 
 #[test]
@@ -281,6 +302,7 @@ return {
 };
 ";
 
+#[cfg(unix)]
 #[test]
 fn in_a_real_browser_the_charts_and_tables_say_what_the_report_says() {
     let Some(browser) = browser::browser() else {
@@ -503,8 +525,11 @@ impl Drop for Terminal {
         if matches!(self.0.try_wait(), Ok(Some(_))) {
             return;
         }
+        // `script` runs its program in a session of its own: the group
+        // holds the demo and the example runs it started.
         for pid in self.children() {
             if let Some(pid) = rustix::process::Pid::from_raw(pid) {
+                let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
                 let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
             }
         }

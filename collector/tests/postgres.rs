@@ -7,7 +7,7 @@
 mod support;
 
 use std::collections::HashSet;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -409,32 +409,9 @@ fn retention_deletes_what_was_received_long_ago() {
     assert_eq!(pg.count(), 4);
 }
 
-/// Runs `serve` expecting it to refuse to start; its stderr.
+/// `serve --db db`, expected to refuse to start; its stderr.
 fn refused_to_serve(db: &str) -> String {
-    let mut child = Command::new(BINARY)
-        .args(["serve", "--listen", "127.0.0.1:0", "--db", db])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start serve");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait") {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("serve --db {db} did not stop");
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    };
-    assert!(!status.success());
-    let mut stderr = String::new();
-    if let Some(mut pipe) = child.stderr.take() {
-        let _ = std::io::Read::read_to_string(&mut pipe, &mut stderr);
-    }
-    stderr
+    support::refused(&["serve", "--listen", "127.0.0.1:0", "--db", db], &[])
 }
 
 #[test]

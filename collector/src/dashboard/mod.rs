@@ -13,9 +13,9 @@
 mod charts;
 mod page;
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use axum::Router;
 use axum::extract::{Query, State};
@@ -24,6 +24,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
+use tokio::sync::Semaphore;
 
 use crate::report::{self, Report, series::Series};
 use crate::store::{QueryError, Source, Store};
@@ -76,7 +77,8 @@ pub fn figures(
 #[derive(Debug, Default, Deserialize)]
 struct Window {
     since: Option<String>,
-    top: Option<usize>,
+    /// Read as text, so that a bad value gets this module's answer.
+    top: Option<String>,
 }
 
 /// A window checked: when from, how many rows.
@@ -95,12 +97,16 @@ impl Window {
         } else {
             Some(report::parse_since(text, SystemTime::now())?)
         };
-        let top = self.top.unwrap_or(report::DEFAULT_TOP);
-        if top == 0 || top > MAX_TOP {
-            return Err(format!(
-                "top is a number of rows from 1 to {MAX_TOP}, not {top}"
-            ));
-        }
+        let top = match self.top.as_deref().map(str::trim) {
+            None | Some("") => report::DEFAULT_TOP,
+            Some(text) => text
+                .parse()
+                .ok()
+                .filter(|top| (1..=MAX_TOP).contains(top))
+                .ok_or_else(|| {
+                    format!("top is a number of rows from 1 to {MAX_TOP}, not '{text}'")
+                })?,
+        };
         Ok(Checked {
             since_text: text.to_string(),
             since_us,
@@ -114,13 +120,21 @@ struct Board {
     store: Arc<Store>,
     /// The token's bytes; compared in constant time.
     token: Option<Arc<[u8]>>,
+    /// Pages computed at once: a few reloads cannot take the connections
+    /// ingest needs.
+    loads: Arc<Semaphore>,
 }
+
+/// Pages computed at once, and how long one waits for its turn.
+const LOADS: usize = 2;
+const LOAD_WAIT: Duration = Duration::from_secs(30);
 
 /// The dashboard's routes on `store`.
 pub fn router(store: Arc<Store>, options: &Options) -> Router {
     let board = Board {
         store,
         token: options.token.as_deref().map(|t| Arc::from(t.as_bytes())),
+        loads: Arc::new(Semaphore::new(LOADS)),
     };
     Router::new()
         .route("/", get(html))
@@ -137,9 +151,14 @@ pub fn router(store: Arc<Store>, options: &Options) -> Router {
 
 /// Computes the figures off the async threads (the queries block).
 async fn load(board: &Board, window: &Checked) -> Result<Figures, String> {
+    let busy = || "the dashboard is busy; try again".to_string();
+    let _turn = tokio::time::timeout(LOAD_WAIT, Arc::clone(&board.loads).acquire_owned())
+        .await
+        .map_err(|_| busy())?
+        .map_err(|_| busy())?;
     let mut reader = board.store.reader().await.map_err(|e| e.to_string())?;
     let (since, top) = (window.since_us, window.top);
-    tokio::task::spawn_blocking(move || figures(&mut reader, since, top))
+    tokio::task::spawn_blocking(move || reader.snapshot(|r| figures(r, since, top)))
         .await
         .map_err(|_| "the figures could not be computed".to_string())?
         .map_err(|e| e.to_string())
@@ -237,7 +256,16 @@ async fn authorized(
     next: axum::middleware::Next,
 ) -> Response {
     let Some(token) = &board.token else {
-        return next.run(request).await;
+        // Without a token the dashboard is on loopback; a page elsewhere
+        // that rebinds its name to 127.0.0.1 still sends its own Host.
+        if is_loopback_host(&headers) {
+            return next.run(request).await;
+        }
+        return json_error(
+            StatusCode::FORBIDDEN,
+            "without a token this dashboard answers only to a loopback Host \
+             (localhost, 127.0.0.1, [::1])",
+        );
     };
     if carries(&headers, token) {
         return next.run(request).await;
@@ -251,6 +279,19 @@ async fn authorized(
         HeaderValue::from_static("Basic realm=\"devsy-collector dashboard\", charset=\"UTF-8\""),
     );
     response
+}
+
+/// Whether the request's `Host` names this machine's loopback.
+fn is_loopback_host(headers: &HeaderMap) -> bool {
+    let Some(host) = headers.get(header::HOST).and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
+    let name = match host.strip_prefix('[') {
+        Some(bracketed) => bracketed.split(']').next().unwrap_or_default(),
+        None => host.rsplit_once(':').map_or(host, |(name, _)| name),
+    };
+    name.eq_ignore_ascii_case("localhost")
+        || name.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 /// Whether the request's `Authorization` holds `token`.
@@ -350,13 +391,40 @@ mod tests {
     }
 
     #[test]
+    fn only_a_loopback_host_is_answered_without_a_token() {
+        let host = |value: &'static str| {
+            let mut headers = HeaderMap::new();
+            headers.insert(header::HOST, HeaderValue::from_static(value));
+            is_loopback_host(&headers)
+        };
+        for good in [
+            "localhost:8788",
+            "LOCALHOST",
+            "127.0.0.1:8788",
+            "127.0.0.2",
+            "[::1]:8788",
+        ] {
+            assert!(host(good), "{good}");
+        }
+        for bad in [
+            "evil.example:8788",
+            "10.0.0.5:8788",
+            "[2001:db8::1]:80",
+            "localhost.evil",
+        ] {
+            assert!(!host(bad), "{bad}");
+        }
+        assert!(!is_loopback_host(&HeaderMap::new()));
+    }
+
+    #[test]
     fn a_window_is_checked() {
-        let window = |since: &str, top| Window {
+        let window = |since: &str, top: Option<&str>| Window {
             since: Some(since.into()),
-            top,
+            top: top.map(String::from),
         };
         assert!(window("", None).check().is_ok_and(|w| w.since_us.is_none()));
-        assert!(window("all", Some(5)).check().is_ok_and(|w| w.top == 5));
+        assert!(window("all", Some("5")).check().is_ok_and(|w| w.top == 5));
         assert!(
             window("7d", None)
                 .check()
@@ -364,7 +432,9 @@ mod tests {
         );
         let error = window("yesterday", None).check().err().unwrap_or_default();
         assert!(error.contains("is not a date"), "{error}");
-        assert!(window("7d", Some(0)).check().is_err());
-        assert!(window("7d", Some(MAX_TOP + 1)).check().is_err());
+        assert!(window("7d", Some("0")).check().is_err());
+        let error = window("7d", Some("x")).check().err().unwrap_or_default();
+        assert!(error.contains("not 'x'"), "{error}");
+        assert!(window("7d", Some("1001")).check().is_err());
     }
 }

@@ -249,7 +249,7 @@ pub struct Settings {
     /// own disk; a PostgreSQL server watches its own).
     pub min_free_bytes: u64,
     /// PostgreSQL connections this collector holds at most.
-    pub pool_size: usize,
+    pub pool_size: u32,
 }
 
 impl Default for Settings {
@@ -425,6 +425,29 @@ impl Reader {
                 postgres::Reader::standalone(url).map(|r| Self::Postgres(Box::new(r)))
             }
         }
+    }
+}
+
+impl Reader {
+    /// Runs `figures` on one snapshot of the database (a read-only
+    /// transaction, rolled back after), so that the report's numbers agree
+    /// with each other while events arrive.
+    pub fn snapshot<T>(
+        &mut self,
+        figures: impl FnOnce(&mut Self) -> Result<T, QueryError>,
+    ) -> Result<T, QueryError> {
+        match self {
+            Self::Sqlite(conn) => conn.execute_batch("BEGIN").map_err(QueryError::Sqlite)?,
+            Self::Postgres(reader) => reader.begin()?,
+        }
+        let result = figures(self);
+        let ended = match self {
+            Self::Sqlite(conn) => conn.execute_batch("ROLLBACK").map_err(QueryError::Sqlite),
+            Self::Postgres(reader) => reader.end(),
+        };
+        let value = result?;
+        ended?;
+        Ok(value)
     }
 }
 

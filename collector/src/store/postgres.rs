@@ -22,7 +22,7 @@ use std::sync::Arc;
 const SCHEMA_VERSION: i64 = 1;
 
 /// Connections one collector holds at most, by default.
-pub const DEFAULT_POOL: usize = 16;
+pub const DEFAULT_POOL: u32 = 16;
 
 /// How long a request waits for a connection from the pool, and a new
 /// connection may take to open.
@@ -40,6 +40,9 @@ pub struct Url {
 }
 
 impl Url {
+    /// Reads a URL as tokio-postgres does (host, port, user, password,
+    /// database, and options such as `sslmode`, `connect_timeout`,
+    /// `application_name`); refuses one without a host or asking for TLS.
     pub fn parse(text: &str) -> Result<Self, String> {
         let mut config: tokio_postgres::Config = text
             .parse()
@@ -123,13 +126,13 @@ fn at(url: &Url) -> impl Fn(tokio_postgres::Error) -> StoreError + '_ {
     }
 }
 
-/// What PostgreSQL takes for each of [`Param`]'s cases.
-fn as_sql<'a>(param: &'a Param<'a>) -> &'a (dyn ToSql + Sync) {
+/// Each of [`Param`]'s cases as PostgreSQL takes it, with its type.
+fn typed<'a>(param: &'a Param<'a>) -> (&'a (dyn ToSql + Sync), Type) {
     match param {
-        Param::Int(n) => n,
-        Param::OptInt(n) => n,
-        Param::Text(s) => s,
-        Param::OptText(s) => s,
+        Param::Int(n) => (n, Type::INT8),
+        Param::OptInt(n) => (n, Type::INT8),
+        Param::Text(s) => (s, Type::TEXT),
+        Param::OptText(s) => (s, Type::TEXT),
     }
 }
 
@@ -143,7 +146,7 @@ pub struct Pool {
 }
 
 impl Pool {
-    fn build(url: &Url, size: usize) -> Result<deadpool_postgres::Pool, StoreError> {
+    fn build(url: &Url, size: u32) -> Result<deadpool_postgres::Pool, StoreError> {
         let manager = Manager::from_config(
             (*url.config).clone(),
             NoTls,
@@ -152,7 +155,7 @@ impl Pool {
             },
         );
         deadpool_postgres::Pool::builder(manager)
-            .max_size(size.max(1))
+            .max_size(usize::try_from(size.max(1)).unwrap_or(1))
             .runtime(Runtime::Tokio1)
             .wait_timeout(Some(POOL_WAIT))
             .create_timeout(Some(POOL_WAIT))
@@ -162,7 +165,7 @@ impl Pool {
     }
 
     /// Connects, and creates the schema unless it is there.
-    pub async fn open(url: &Url, size: usize, max_bytes: u64) -> Result<Self, StoreError> {
+    pub async fn open(url: &Url, size: u32, max_bytes: u64) -> Result<Self, StoreError> {
         let pool = Self::build(url, size)?;
         let mut client = pool
             .get()
@@ -170,6 +173,10 @@ impl Pool {
             .map_err(|e| StoreError::refused(url, format!("cannot connect: {}", pool_error(&e))))?;
         let err = at(url);
         let tx = client.transaction().await.map_err(&err)?;
+        // A peer stuck holding the lock fails this start, it does not hang it.
+        tx.batch_execute("SET LOCAL lock_timeout = '30s'")
+            .await
+            .map_err(&err)?;
         tx.execute("SELECT pg_advisory_xact_lock($1)", &[&SCHEMA_LOCK])
             .await
             .map_err(&err)?;
@@ -180,7 +187,8 @@ impl Pool {
             .query_one("SELECT max(version) FROM devsy_schema", &[])
             .await
             .map_err(&err)?
-            .get(0);
+            .try_get(0)
+            .map_err(&err)?;
         if let Some(version) = found.filter(|v| *v > SCHEMA_VERSION) {
             return Err(StoreError::refused(
                 url,
@@ -229,12 +237,14 @@ impl Pool {
             // One statement is its own transaction: one round trip to the
             // server instead of three (BEGIN, INSERT, COMMIT), which is
             // most of a batch's time once the server is a zone away.
-            insert_chunk(&client, rows, received).await?
+            let plain: &tokio_postgres::Client = &client;
+            insert_chunk(plain, rows, received).await?
         } else {
             let tx = client.transaction().await.map_err(|e| failure(&e))?;
             let mut stored = 0;
+            let plain: &tokio_postgres::Transaction<'_> = &tx;
             for chunk in rows.chunks(sql::ROWS_PER_INSERT) {
-                stored += insert_chunk(&tx, chunk, received).await?;
+                stored += insert_chunk(plain, chunk, received).await?;
             }
             tx.commit().await.map_err(|e| failure(&e))?;
             stored
@@ -313,23 +323,21 @@ impl Pool {
 }
 
 /// One multi-row insert of at most [`sql::ROWS_PER_INSERT`] rows; how many
-/// were new. Prepared once per connection and row count, then cached.
+/// were new. Sent with its parameters' types, in one round trip, as an
+/// unnamed statement: no prepared statement per batch size piles up on the
+/// server, and a pooler in transaction mode (pgbouncer) passes it through.
 async fn insert_chunk(
-    client: &impl deadpool_postgres::GenericClient,
+    client: &impl tokio_postgres::GenericClient,
     rows: &[Row],
     received: i64,
 ) -> Result<usize, Failure> {
-    let statement = client
-        .prepare_cached(&sql::insert(rows.len()))
-        .await
-        .map_err(|e| failure(&e))?;
     let params: Vec<Param<'_>> = rows
         .iter()
         .flat_map(|row| sql::params(row, received))
         .collect();
-    let params: Vec<&(dyn ToSql + Sync)> = params.iter().map(as_sql).collect();
+    let typed: Vec<(&(dyn ToSql + Sync), Type)> = params.iter().map(typed).collect();
     let changed = client
-        .execute(&statement, &params)
+        .execute_typed(&sql::insert(rows.len()), &typed)
         .await
         .map_err(|e| failure(&e))?;
     Ok(usize::try_from(changed).unwrap_or(usize::MAX))
@@ -346,10 +354,9 @@ fn failure(error: &tokio_postgres::Error) -> Failure {
 /// A connection the report's queries run on, from blocking code: the
 /// dashboard's `spawn_blocking`, or `report`'s own runtime.
 pub struct Reader {
-    // Dropped in this order: the connection, its pool, then the runtime
-    // that drove them.
     client: Object,
-    #[allow(dead_code)] // kept so the connection outlives nothing it needs
+    /// Kept while the connection is: `report`'s only pool.
+    #[allow(dead_code)]
     pool: deadpool_postgres::Pool,
     handle: tokio::runtime::Handle,
     runtime: Option<tokio::runtime::Runtime>,
@@ -374,7 +381,10 @@ impl Reader {
         let version =
             runtime.block_on(client.query_opt("SELECT max(version) FROM devsy_schema", &[]));
         let found: Option<i64> = match version {
-            Ok(row) => row.and_then(|r| r.get(0)),
+            Ok(row) => match row.map(|r| r.try_get::<_, Option<i64>>(0)).transpose() {
+                Ok(version) => version.flatten(),
+                Err(e) => return Err(at(url)(e)),
+            },
             Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::UNDEFINED_TABLE) => None,
             Err(e) => return Err(at(url)(e)),
         };
@@ -395,21 +405,39 @@ impl Reader {
         })
     }
 
+    /// Starts the snapshot [`super::Reader::snapshot`] reads from.
+    pub(super) fn begin(&mut self) -> Result<(), QueryError> {
+        let client: &tokio_postgres::Client = &self.client;
+        self.handle
+            .block_on(client.batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"))
+            .map_err(QueryError::Postgres)
+    }
+
+    /// Ends it, so that the connection goes back to the pool outside any
+    /// transaction.
+    pub(super) fn end(&mut self) -> Result<(), QueryError> {
+        let client: &tokio_postgres::Client = &self.client;
+        self.handle
+            .block_on(client.batch_execute("ROLLBACK"))
+            .map_err(QueryError::Postgres)
+    }
+
     pub(super) fn each(
         &mut self,
         text: &str,
         params: &[i64],
         row: &mut dyn FnMut(Cells) -> Result<(), Shape>,
     ) -> Result<(), QueryError> {
-        let params: Vec<&(dyn ToSql + Sync)> =
-            params.iter().map(|p| p as &(dyn ToSql + Sync)).collect();
-        let client = &self.client;
+        let params: Vec<(&(dyn ToSql + Sync), Type)> = params
+            .iter()
+            .map(|p| (p as &(dyn ToSql + Sync), Type::INT8))
+            .collect();
+        let client: &tokio_postgres::Client = &self.client;
+        // Typed and unnamed, as the inserts: one round trip, no statement
+        // left on the server.
         let rows = self
             .handle
-            .block_on(async {
-                let statement = client.prepare_cached(text).await?;
-                client.query(&statement, &params).await
-            })
+            .block_on(client.query_typed(text, &params))
             .map_err(QueryError::Postgres)?;
         for found in rows {
             let mut cells = Vec::with_capacity(found.len());
@@ -437,7 +465,8 @@ impl Reader {
 
 impl Drop for Reader {
     fn drop(&mut self) {
-        // A runtime may not be dropped inside another; `report`'s never is.
+        // `report`'s own runtime, stopped without waiting for its tasks
+        // (the connection's, which ends when the client drops just after).
         if let Some(runtime) = self.runtime.take() {
             runtime.shutdown_background();
         }

@@ -172,6 +172,7 @@ impl Cells {
         self.0.get(i).ok_or_else(|| Shape(format!("no column {i}")))
     }
 
+    /// Column `i` as an integer (NULL, from an aggregate over no rows, as 0).
     pub fn int(&self, i: usize) -> Result<i64, Shape> {
         match self.at(i)? {
             Cell::Int(n) => Ok(*n),
@@ -186,6 +187,7 @@ impl Cells {
         Ok(u64::try_from(self.int(i)?).unwrap_or(0))
     }
 
+    /// Column `i` as text (an integer as its digits); NULL is an error.
     pub fn text(&self, i: usize) -> Result<String, Shape> {
         match self.at(i)? {
             Cell::Text(s) => Ok(s.clone()),

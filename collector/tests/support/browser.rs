@@ -5,6 +5,7 @@
 //! driver are ended when the [`Browser`] is dropped.
 
 use std::net::TcpListener;
+use std::os::unix::process::CommandExt as _;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -56,10 +57,13 @@ fn free_port() -> u16 {
 impl Browser {
     fn start(driver: &std::path::Path, chromium: &std::path::Path) -> Self {
         let port = free_port();
+        // A process group of its own: Chromium's processes join it, and
+        // are killed with it if the session cannot be closed.
         let driver = Command::new(driver)
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
+            .process_group(0)
             .spawn()
             .expect("start chromedriver");
         let agent = ureq::Agent::config_builder()
@@ -195,6 +199,12 @@ impl Drop for Browser {
                 .agent
                 .delete(&format!("{}/session/{}", self.base, self.session))
                 .call();
+        }
+        if let Some(group) = i32::try_from(self.driver.id())
+            .ok()
+            .and_then(rustix::process::Pid::from_raw)
+        {
+            let _ = rustix::process::kill_process_group(group, rustix::process::Signal::KILL);
         }
         let _ = self.driver.kill();
         let _ = self.driver.wait();

@@ -3,6 +3,7 @@
 
 #![allow(dead_code)] // each test file uses a part
 
+#[cfg(unix)]
 pub mod browser;
 pub mod cut_proxy;
 pub mod postgres;
@@ -85,11 +86,18 @@ impl Collector {
     /// 20 s) for the line that names its address, and the next, when it
     /// serves a dashboard.
     pub fn spawn(mut command: Command, dashboard: bool) -> Self {
-        let mut child = command
+        let child = command
             .stdout(Stdio::piped())
             .spawn()
             .expect("start devsy-collector");
-        let stdout = child.stdout.take().expect("stdout");
+        // Owned at once, so that a panic below kills it (on drop).
+        let mut collector = Self {
+            child,
+            address: SocketAddr::from(([0, 0, 0, 0], 0)),
+            dashboard: None,
+            db: PathBuf::new(),
+        };
+        let stdout = collector.child.stdout.take().expect("stdout");
         let (tx, rx) = mpsc::channel();
         let lines = if dashboard { 2 } else { 1 };
         std::thread::spawn(move || {
@@ -103,27 +111,24 @@ impl Collector {
         let line = rx
             .recv_timeout(Duration::from_secs(20))
             .expect("the collector names its address within 20 s");
-        let address = line
+        collector.address = line
             .strip_prefix("listening on http://")
             .and_then(|rest| rest.split_whitespace().next())
             .and_then(|a| a.parse().ok())
             .unwrap_or_else(|| panic!("unexpected first line: {line:?}"));
-        let dashboard = (lines == 2).then(|| {
+        if dashboard {
             let line = rx
                 .recv_timeout(Duration::from_secs(5))
                 .expect("the collector names its dashboard");
-            line.trim()
-                .strip_prefix("dashboard on http://")
-                .and_then(|rest| rest.strip_suffix('/'))
-                .and_then(|a| a.parse().ok())
-                .unwrap_or_else(|| panic!("unexpected second line: {line:?}"))
-        });
-        Self {
-            child,
-            address,
-            dashboard,
-            db: PathBuf::new(),
+            collector.dashboard = Some(
+                line.trim()
+                    .strip_prefix("dashboard on http://")
+                    .and_then(|rest| rest.strip_suffix('/'))
+                    .and_then(|a| a.parse().ok())
+                    .unwrap_or_else(|| panic!("unexpected second line: {line:?}")),
+            );
         }
+        collector
     }
 
     /// `path` on the dashboard.
@@ -183,6 +188,37 @@ fn wait_bounded(child: &mut Child, limit: Duration) -> ExitStatus {
         );
         std::thread::sleep(Duration::from_millis(10));
     }
+}
+
+/// Runs `devsy-collector` with `args`, expecting it to refuse to start
+/// (at most 20 s); its stderr.
+pub fn refused(args: &[&str], env: &[(&str, &str)]) -> String {
+    let mut child = Command::new(BINARY)
+        .args(args)
+        .envs(env.iter().copied())
+        .env_remove("DEVSY_DASHBOARD_TOKEN")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start devsy-collector");
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        if started.elapsed() > Duration::from_secs(20) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("devsy-collector {args:?} did not stop within 20 s");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    assert!(!status.success(), "devsy-collector {args:?} started");
+    let mut stderr = String::new();
+    if let Some(mut pipe) = child.stderr.take() {
+        let _ = std::io::Read::read_to_string(&mut pipe, &mut stderr);
+    }
+    stderr
 }
 
 /// An HTTP client that reports every status as a response.

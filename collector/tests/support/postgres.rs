@@ -70,6 +70,12 @@ pub fn with_database(admin: &str, name: &str) -> String {
     url
 }
 
+/// `psql` that gives up: 10 s to connect, a minute per statement.
+fn bounded(psql: &mut Command) -> &mut Command {
+    psql.env("PGCONNECT_TIMEOUT", "10")
+        .env("PGOPTIONS", "-c statement_timeout=60000")
+}
+
 /// Runs `sql` with psql; its unaligned output, one row per line.
 pub fn psql(url: &str, sql: &str) -> String {
     let output = Command::new("psql")
@@ -111,7 +117,7 @@ impl TestDatabase {
 
 impl Drop for TestDatabase {
     fn drop(&mut self) {
-        let _ = Command::new("psql")
+        let _ = bounded(&mut Command::new("psql"))
             .args(["-X", "-q", "-d", &self.admin, "-c"])
             .arg(format!(
                 "DROP DATABASE IF EXISTS {} WITH (FORCE)",
