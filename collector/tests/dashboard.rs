@@ -13,8 +13,8 @@ use serde_json::json;
 #[cfg(unix)]
 use support::browser;
 use support::{
-    BINARY, Collector, Stderr, UNLIMITED, agent, batch, devsy, finished_event, get, get_json,
-    now_micros, post, report_json, report_json_with, start_event,
+    BINARY, Collector, Stderr, UNLIMITED, agent, batch, devsy, finished_event, get, get_header,
+    get_json, now_micros, post, report_json, report_json_with, start_event,
 };
 
 const DAY_US: u64 = 86_400_000_000;
@@ -80,18 +80,8 @@ fn with_a_token_every_request_must_carry_it() {
     // ("me:s3cret-token").
     let basic = [("Authorization", "Basic bWU6czNjcmV0LXRva2Vu")];
     assert_eq!(get(&agent(), &collector.board("/"), &basic).0, 200);
-    let mut response = agent()
-        .get(&collector.board("/"))
-        .call()
-        .expect("a response");
-    let challenge = response
-        .headers()
-        .get("www-authenticate")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_string();
+    let (challenge, body) = get_header(&agent(), &collector.board("/"), "www-authenticate");
     assert!(challenge.starts_with("Basic "), "{challenge}");
-    let body = response.body_mut().read_to_string().unwrap_or_default();
     assert!(body.contains("token"), "{body}");
 }
 
@@ -152,15 +142,8 @@ fn every_stored_string_is_escaped() {
         post(&agent(), &collector.endpoint(), &batch(&events)).0,
         200
     );
-    let mut response = agent().get(&collector.board("/")).call().expect("page");
-    let policy = response
-        .headers()
-        .get("content-security-policy")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_string();
+    let (policy, page) = get_header(&agent(), &collector.board("/"), "content-security-policy");
     assert!(policy.contains("default-src 'none'"), "{policy}");
-    let page = response.body_mut().read_to_string().expect("HTML");
     assert!(
         page.contains("&lt;script&gt;alert(1)&lt;/script&gt;"),
         "{page}"

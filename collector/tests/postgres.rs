@@ -15,16 +15,9 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use support::postgres;
 use support::{
-    BINARY, Collector, Stderr, UNLIMITED, agent, batch, devsy, finished_event, get_json,
+    BINARY, Collector, Stderr, UNLIMITED, agent, batch, command, devsy, finished_event, get_json,
     now_micros, post, report_json, report_json_with, start_event,
 };
-
-fn command<'a>(report: &'a Value, name: &str) -> &'a Value {
-    report["commands"]
-        .as_array()
-        .and_then(|all| all.iter().find(|c| c["command"] == name))
-        .unwrap_or_else(|| panic!("no {name} in {report:#}"))
-}
 
 #[test]
 fn the_example_reaches_the_report_through_postgres() {

@@ -13,15 +13,9 @@ use std::process::Command;
 
 use serde_json::{Value, json};
 use support::{
-    BINARY, Collector, agent, batch, devsy, finished_event, now_micros, post, start_event, stored,
+    BINARY, Collector, agent, batch, command, devsy, finished_event, now_micros, post, start_event,
+    stored,
 };
-
-fn command<'a>(report: &'a Value, name: &str) -> &'a Value {
-    report["commands"]
-        .as_array()
-        .and_then(|all| all.iter().find(|c| c["command"] == name))
-        .unwrap_or_else(|| panic!("no {name} in {report:#}"))
-}
 
 #[test]
 fn events_from_the_example_cli_reach_the_report() {

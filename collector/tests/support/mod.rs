@@ -256,6 +256,30 @@ pub fn get(agent: &ureq::Agent, url: &str, headers: &[(&str, &str)]) -> (u16, St
     )
 }
 
+/// GETs `url`; the value of the header `name` (empty when missing) and
+/// the body.
+pub fn get_header(agent: &ureq::Agent, url: &str, name: &str) -> (String, String) {
+    let mut response = agent.get(url).call().expect("a response");
+    let value = response
+        .headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    (
+        value,
+        response.body_mut().read_to_string().unwrap_or_default(),
+    )
+}
+
+/// The entry of `name` in a report's `commands`.
+pub fn command<'a>(report: &'a Value, name: &str) -> &'a Value {
+    report["commands"]
+        .as_array()
+        .and_then(|all| all.iter().find(|c| c["command"] == name))
+        .unwrap_or_else(|| panic!("no {name} in {report:#}"))
+}
+
 /// GETs `url`; the status and the body as JSON (`null` if it is not).
 pub fn get_json(agent: &ureq::Agent, url: &str) -> (u16, Value) {
     let (status, body) = get(agent, url, &[]);
