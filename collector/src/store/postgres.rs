@@ -314,7 +314,8 @@ impl Pool {
             StoreError::refused(&self.url, format!("cannot connect: {}", pool_error(&e)))
         })?;
         Ok(Reader {
-            client,
+            client: Some(client),
+            in_snapshot: false,
             pool: self.pool.clone(),
             handle: tokio::runtime::Handle::current(),
             runtime: None,
@@ -354,7 +355,12 @@ fn failure(error: &tokio_postgres::Error) -> Failure {
 /// A connection the report's queries run on, from blocking code: the
 /// dashboard's `spawn_blocking`, or `report`'s own runtime.
 pub struct Reader {
-    client: Object,
+    /// `None` only once dropped.
+    client: Option<Object>,
+    /// Inside a snapshot not yet ended: if dropped so (a panic, a failed
+    /// `ROLLBACK`), the connection is closed, not returned to the pool
+    /// inside a read-only transaction.
+    in_snapshot: bool,
     /// Kept while the connection is: `report`'s only pool.
     #[allow(dead_code)]
     pool: deadpool_postgres::Pool,
@@ -398,16 +404,25 @@ impl Reader {
             ));
         }
         Ok(Self {
-            client,
+            client: Some(client),
+            in_snapshot: false,
             pool,
             handle: runtime.handle().clone(),
             runtime: Some(runtime),
         })
     }
 
+    fn connection(&self) -> Result<&tokio_postgres::Client, QueryError> {
+        match &self.client {
+            Some(client) => Ok(client),
+            None => Err(Shape("the connection is gone".into()).into()),
+        }
+    }
+
     /// Starts the snapshot [`super::Reader::snapshot`] reads from.
     pub(super) fn begin(&mut self) -> Result<(), QueryError> {
-        let client: &tokio_postgres::Client = &self.client;
+        self.in_snapshot = true;
+        let client = self.connection()?;
         self.handle
             .block_on(client.batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"))
             .map_err(QueryError::Postgres)
@@ -416,10 +431,12 @@ impl Reader {
     /// Ends it, so that the connection goes back to the pool outside any
     /// transaction.
     pub(super) fn end(&mut self) -> Result<(), QueryError> {
-        let client: &tokio_postgres::Client = &self.client;
+        let client = self.connection()?;
         self.handle
             .block_on(client.batch_execute("ROLLBACK"))
-            .map_err(QueryError::Postgres)
+            .map_err(QueryError::Postgres)?;
+        self.in_snapshot = false;
+        Ok(())
     }
 
     pub(super) fn each(
@@ -432,7 +449,7 @@ impl Reader {
             .iter()
             .map(|p| (p as &(dyn ToSql + Sync), Type::INT8))
             .collect();
-        let client: &tokio_postgres::Client = &self.client;
+        let client = self.connection()?;
         // Typed and unnamed, as the inserts: one round trip, no statement
         // left on the server.
         let rows = self
@@ -465,6 +482,12 @@ impl Reader {
 
 impl Drop for Reader {
     fn drop(&mut self) {
+        if let Some(client) = self.client.take()
+            && self.in_snapshot
+        {
+            // Out of the pool: closing it ends the transaction.
+            drop(Object::take(client));
+        }
         // `report`'s own runtime, stopped without waiting for its tasks
         // (the connection's, which ends when the client drops just after).
         if let Some(runtime) = self.runtime.take() {
