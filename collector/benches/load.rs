@@ -437,11 +437,16 @@ fn main() {
             .trim_end_matches("/v1/insert")
             .parse()
             .expect("an address");
+        let opening = Instant::now();
         let held = attack(to, addresses, per_address, kind);
+        // Said, because connections opened more than the header timeout
+        // (10 s) ago are closed again: a slow attack holds fewer slots.
+        let opened_in = opening.elapsed();
         let endpoint = &[server.endpoint.as_str()][..];
         paced(endpoint, 4, 100, 200, 3).print(
             &format!(
-                "under attack ({label}; {} connected): paced 200 requests/s, batches of 100",
+                "under attack ({label}; {} connected in {opened_in:.1?}): paced 200 requests/s, \
+                 batches of 100",
                 held.len()
             ),
             100,
