@@ -153,7 +153,8 @@ struct Figures {
 }
 
 impl Figures {
-    /// Events per second and the p99 latency, for the table of stores.
+    /// Events per second and the p50 and p99 latency, for the table of
+    /// stores.
     fn cell(&mut self, batch: u64) -> String {
         self.latencies.sort();
         let n = self.latencies.len();

@@ -159,6 +159,10 @@ pub fn run(devsy: Option<PathBuf>, quick: bool) -> Result<(), Box<dyn std::error
     };
     let (address_tx, address_rx) = mpsc::channel();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    // Set by a Ctrl-C the demo catches: while it serves the dashboard,
+    // the end; during the runs, a reason to stop them.
+    let interrupted = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let caught = std::sync::Arc::clone(&interrupted);
     let collector = std::thread::spawn(move || {
         server::serve(
             &options,
@@ -166,8 +170,8 @@ pub fn run(devsy: Option<PathBuf>, quick: bool) -> Result<(), Box<dyn std::error
                 let _ = address_tx.send(addresses);
             },
             move || {
-                // Ctrl-C ends the lingering demo; before that, the default
-                // Ctrl-C (the process ends) stays.
+                // Caught only when the demo will serve the dashboard; else
+                // Ctrl-C ends the process as usual.
                 let signal = linger.then(server::signal);
                 async move {
                     let ctrl_c = async {
@@ -178,7 +182,7 @@ pub fn run(devsy: Option<PathBuf>, quick: bool) -> Result<(), Box<dyn std::error
                     };
                     tokio::select! {
                         _ = stopped => {}
-                        () = ctrl_c => {}
+                        () = ctrl_c => caught.store(true, std::sync::atomic::Ordering::Relaxed),
                     }
                 }
             },
@@ -203,8 +207,15 @@ pub fn run(devsy: Option<PathBuf>, quick: bool) -> Result<(), Box<dyn std::error
     );
 
     let slow = (!quick).then_some(&SLOW);
+    let stopped_early = || interrupted.load(std::sync::atomic::Ordering::Relaxed);
     for run in RUNS.iter().chain(slow) {
+        if stopped_early() {
+            break;
+        }
         let status = devsy_run(&devsy, &home, &endpoint, run)?;
+        if stopped_early() {
+            break;
+        }
         // Each run hands what it did not send to a courier as it exits;
         // the next run starts once that is delivered, so that the opt-out
         // run's deletion of the spool meets nothing in flight.
@@ -219,6 +230,10 @@ pub fn run(devsy: Option<PathBuf>, quick: bool) -> Result<(), Box<dyn std::error
         println!("  $ devsy {:<60} exit {status}{why}", run.args.join(" "));
     }
 
+    if stopped_early() {
+        let _ = collector.join();
+        return Err("stopped by Ctrl-C before the runs ended".into());
+    }
     let mut reader = Reader::open(&Database::Sqlite(db.clone()))?;
     let report = reader.snapshot(|reader| report::build(reader, None, report::DEFAULT_TOP))?;
     drop(reader);

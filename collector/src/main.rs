@@ -157,7 +157,7 @@ enum Command {
         /// `postgres://user@host/dbname` URL (several collectors may share
         /// one; its schema is created if missing)
         #[arg(long, default_value = "./devsy-telemetry.db", value_name = "PATH|URL")]
-        db: Database,
+        db: String,
         /// How durable a commit is: `normal` survives the collector being
         /// killed; `full` survives a power loss too, at one fsync per batch
         /// (SQLite; PostgreSQL's own `synchronous_commit` decides there)
@@ -189,7 +189,7 @@ enum Command {
     Report {
         /// The database: a SQLite file or a `postgres://` URL
         #[arg(long, default_value = "./devsy-telemetry.db", value_name = "PATH|URL")]
-        db: Database,
+        db: String,
         /// Only events from then on: 2026-11-01, 2026-11-01T08:30:00Z, 7d or 12h
         #[arg(long, value_name = "WHEN")]
         since: Option<String>,
@@ -235,14 +235,14 @@ fn main() -> ExitCode {
                 listen,
                 token: dashboard_token.filter(|t| !t.is_empty()),
             });
-            serve(listen, db, store, board, &limits)
+            database(&db).and_then(|db| serve(listen, db, store, board, &limits))
         }
         Command::Report {
             db,
             since,
             json,
             top,
-        } => report(&db, since.as_deref(), json, top),
+        } => database(&db).and_then(|db| report(&db, since.as_deref(), json, top)),
         Command::Demo { devsy, quick } => demo::run(devsy, quick),
     };
     match result {
@@ -252,6 +252,13 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `--db`, read here rather than by clap, whose error would quote the
+/// argument, a URL's password with it.
+fn database(text: &str) -> Result<Database, Box<dyn std::error::Error>> {
+    text.parse::<Database>()
+        .map_err(|e| format!("--db: {e}").into())
 }
 
 fn serve(

@@ -1,9 +1,10 @@
 //! `serve`: the HTTP side. `POST /v1/insert` checks a batch in full, hands
-//! it to the writer and answers only once it is committed; `GET /healthz`
-//! says whether the collector can store. SIGINT and SIGTERM stop taking
-//! connections and finish the requests in flight, for a bounded time,
-//! before the process exits. How connections are accepted, capped and
-//! timed out is `listener`'s.
+//! it to the store and answers only once it is committed; `GET /healthz`
+//! says whether the collector can store. With a dashboard, its routes are
+//! served on a listener of their own (`dashboard`). SIGINT and SIGTERM stop
+//! taking connections and finish the requests in flight, for a bounded
+//! time, before the process exits. How connections are accepted, capped
+//! and timed out is `listener`'s.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -51,6 +52,9 @@ pub struct Options {
 /// Connections the dashboard takes at once.
 const BOARD_CONNECTIONS: usize = 64;
 
+/// After the shutdown grace, how long a dashboard query may still run.
+const DASHBOARD_QUERY_GRACE: Duration = Duration::from_secs(1);
+
 /// How often retention runs, besides at start.
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 
@@ -58,7 +62,7 @@ const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 pub const DEFAULT_BODY_BUDGET: usize = 64 * MAX_BODY;
 
 /// The longest a request waits for its batch to be committed.
-const WRITER_ANSWER: Duration = Duration::from_secs(30);
+const STORE_ANSWER: Duration = Duration::from_secs(30);
 
 /// How long a client asked to wait for memory should wait (`Retry-After`).
 const RETRY_AFTER_BUSY: Duration = Duration::from_secs(2);
@@ -196,7 +200,7 @@ async fn insert(
     // A database that does not answer (a stuck disk, a lost server) does
     // not hold the client forever; what it commits later is stored once
     // all the same.
-    let Ok(done) = tokio::time::timeout(WRITER_ANSWER, app.store.store(rows)).await else {
+    let Ok(done) = tokio::time::timeout(STORE_ANSWER, app.store.store(rows)).await else {
         return retry_later(
             StatusCode::SERVICE_UNAVAILABLE,
             RETRY_AFTER_BUSY,
@@ -264,7 +268,7 @@ fn too_large() -> Response {
 }
 
 async fn healthz(State(app): State<App>) -> Response {
-    let problem = match app.store.health() {
+    let problem = match app.store.health().await {
         Some(problem) => Some(problem),
         None => app.store.no_room().await,
     };
@@ -418,7 +422,7 @@ where
         shutdown()
     };
     ready(addresses);
-    let writer_gone = runtime.block_on(async {
+    let store_stopped = runtime.block_on(async {
         let (stop, stopping) = tokio::sync::watch::channel(false);
         let until_stopped = |mut stopping: tokio::sync::watch::Receiver<bool>| async move {
             let _ = stopping.wait_for(|stop| *stop).await;
@@ -440,11 +444,11 @@ where
         tokio::join!(watch, ingest, board);
         gone
     });
-    // Every connection is closed and the routers (with the store) are
-    // gone: SQLite's writer drains what it was given and stops. A
-    // dashboard query still running is not waited for past the grace.
-    runtime.shutdown_timeout(limits.shutdown_grace);
-    if !background.join() || writer_gone {
+    // Every connection is closed (the grace is spent) and the routers, with
+    // the store, are gone: SQLite's writer drains what it was given and
+    // stops. A dashboard query still running gets a second at most.
+    runtime.shutdown_timeout(DASHBOARD_QUERY_GRACE);
+    if !background.join() || store_stopped {
         return Err("the database writer stopped; what it acknowledged is stored".into());
     }
     Ok(Summary {

@@ -4,8 +4,8 @@
 
 use std::fmt::Write as _;
 
-use crate::report::render::cell;
-use crate::report::series::{OTHER, Series};
+use crate::report::render::visible;
+use crate::report::series::{Line, Series};
 
 /// Colours told apart with any colour vision (Okabe and Ito); "(other)" is
 /// grey.
@@ -18,7 +18,7 @@ const GREY: &str = "#8c8c8c";
 /// text report shows it), then `&`, `<`, `>` and quotes as entities, so
 /// that nothing stored can become markup.
 pub fn text(raw: &str) -> String {
-    let shown = cell(raw, usize::MAX);
+    let shown = visible(raw);
     let mut out = String::with_capacity(shown.len());
     for c in shown.chars() {
         match c {
@@ -33,8 +33,8 @@ pub fn text(raw: &str) -> String {
     out
 }
 
-fn colour(i: usize, name: &str) -> &'static str {
-    if name == OTHER {
+fn colour(i: usize, line: &Line) -> &'static str {
+    if line.other {
         GREY
     } else {
         PALETTE[i % PALETTE.len()]
@@ -123,7 +123,7 @@ pub fn stacked_days(id: &str, title: &str, unit: &str, series: &Series, shares: 
                  x=\"{x:.2}\" y=\"{base:.2}\" width=\"{bar:.2}\" height=\"{h:.2}\" fill=\"{fill}\">\
                  <title>{name}, {day}: {runs} {unit}</title></rect>",
                 name = text(&line.name),
-                fill = colour(i, &line.name),
+                fill = colour(i, line),
             );
         }
     }
@@ -161,7 +161,7 @@ pub fn stacked_days(id: &str, title: &str, unit: &str, series: &Series, shares: 
             out,
             "<li><span class=\"swatch\" style=\"background:{}\"></span><bdi>{}</bdi> \
              <span class=\"muted\">{} {unit}</span></li>",
-            colour(i, &line.name),
+            colour(i, line),
             text(&line.name),
             line.total
         );
@@ -236,7 +236,7 @@ pub fn accent(i: usize) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::series::Line;
+    use crate::report::series::OTHER;
 
     #[test]
     fn stored_strings_cannot_become_markup() {
@@ -257,11 +257,13 @@ mod tests {
                     name: "<b>up</b>".into(),
                     runs: vec![2, 0],
                     total: 2,
+                    other: false,
                 },
                 Line {
                     name: OTHER.into(),
                     runs: vec![1, 3],
                     total: 4,
+                    other: true,
                 },
             ],
         };

@@ -152,16 +152,21 @@ pub fn router(store: Arc<Store>, options: &Options) -> Router {
 /// Computes the figures off the async threads (the queries block).
 async fn load(board: &Board, window: &Checked) -> Result<Figures, String> {
     let busy = || "the dashboard is busy; try again".to_string();
-    let _turn = tokio::time::timeout(LOAD_WAIT, Arc::clone(&board.loads).acquire_owned())
+    let turn = tokio::time::timeout(LOAD_WAIT, Arc::clone(&board.loads).acquire_owned())
         .await
         .map_err(|_| busy())?
         .map_err(|_| busy())?;
     let mut reader = board.store.reader().await.map_err(|e| e.to_string())?;
     let (since, top) = (window.since_us, window.top);
-    tokio::task::spawn_blocking(move || reader.snapshot(|r| figures(r, since, top)))
-        .await
-        .map_err(|_| "the figures could not be computed".to_string())?
-        .map_err(|e| e.to_string())
+    // The turn is held by the queries, not by the request: a client that
+    // goes away does not free it while they still run.
+    tokio::task::spawn_blocking(move || {
+        let _turn = turn;
+        reader.snapshot(|r| figures(r, since, top))
+    })
+    .await
+    .map_err(|_| "the figures could not be computed".to_string())?
+    .map_err(|e| e.to_string())
 }
 
 async fn html(State(board): State<Board>, Query(window): Query<Window>) -> Response {

@@ -86,20 +86,30 @@ pub fn render(figures: &Figures, since: &str) -> String {
         "Runs by version",
         &report.breakdowns.version,
         report.left_out.version,
+        report.runs,
     );
     out.push_str("</section><section id=\"shares\"><h2>Where it runs</h2><div class=\"grid2\">");
     let b = &report.breakdowns;
     let left = &report.left_out;
+    let runs = report.runs;
     shares(
         &mut out,
         "platform",
         "OS / architecture",
         &b.platform,
         left.platform,
+        runs,
     );
-    shares(&mut out, "provider", "Provider", &b.provider, left.provider);
-    shares(&mut out, "ide", "IDE", &b.ide, left.ide);
-    shares(&mut out, "client", "Client", &b.client, left.client);
+    shares(
+        &mut out,
+        "provider",
+        "Provider",
+        &b.provider,
+        left.provider,
+        runs,
+    );
+    shares(&mut out, "ide", "IDE", &b.ide, left.ide, runs);
+    shares(&mut out, "client", "Client", &b.client, left.client, runs);
     out.push_str(
         "</div></section><p class=\"muted\">Every figure is also JSON: \
          <a href=\"/api/report\">/api/report</a> (as <code>devsy-collector report --json</code>) \
@@ -125,17 +135,18 @@ fn header(out: &mut String, report: &Report, since: &str) {
          <a href=\"/?since=90d\">90 days</a><a href=\"/\">all</a></nav></form>",
         text(since)
     );
-    let runs: u64 = report.commands.iter().map(|c| c.runs).sum();
+    let top_runs: u64 = report.commands.iter().map(|c| c.runs).sum();
     let failures: u64 = report.commands.iter().map(|c| c.failures).sum();
     let _ = write!(
         out,
         "<ul class=\"cards\" id=\"totals\">\
          <li><b data-value=\"{events}\">{events}</b>events</li>\
+         <li><b data-value=\"{runs}\">{runs}</b>runs</li>\
          <li><b data-value=\"{machines}\">{machines}</b>machines</li>\
          <li><b data-value=\"{commands}\">{commands}</b>commands</li>\
-         <li><b>{runs}</b>runs of the top commands</li>\
-         <li><b>{}</b>of them failed</li></ul>",
-        percent(failures, runs),
+         <li><b>{}</b>of the shown commands' runs failed</li></ul>",
+        percent(failures, top_runs),
+        runs = report.runs,
         events = report.events,
         machines = report.machines,
         commands = report.commands.len() as u64 + report.left_out.commands,
@@ -234,9 +245,9 @@ fn slowest(out: &mut String, commands: &[CommandStats]) {
     out.push_str("</tbody></table></section>");
 }
 
-/// A breakdown's values with their share of the runs.
-fn shares(out: &mut String, id: &str, title: &str, counts: &[Count], left: u64) {
-    let total: u64 = counts.iter().map(|c| c.count).sum();
+/// A breakdown's values with their share of all `total` runs (not of the
+/// rows shown: with values left out, those shown add up to less).
+fn shares(out: &mut String, id: &str, title: &str, counts: &[Count], left: u64, total: u64) {
     let _ = write!(
         out,
         "<div><table id=\"{id}-table\"><caption>{title}</caption><thead><tr>\

@@ -39,6 +39,8 @@ pub struct Report {
     pub since_us: Option<u64>,
     /// Events considered, start and finished.
     pub events: u64,
+    /// Runs among them (start events): what the breakdowns' shares are of.
+    pub runs: u64,
     /// Distinct machines among them.
     pub machines: u64,
     /// One entry per command, most runs first.
@@ -114,12 +116,13 @@ pub fn build(
 ) -> Result<Report, QueryError> {
     let top = top.max(1);
     let since = since_us.map_or(0, |s| i64::try_from(s).unwrap_or(i64::MAX));
-    let (mut events, mut machines) = (0, 0);
+    let (mut events, mut machines, mut runs) = (0, 0, 0);
     db.each(
-        "SELECT COUNT(*), COUNT(DISTINCT machine_id) FROM events WHERE timestamp_us >= $1",
+        "SELECT COUNT(*), COUNT(DISTINCT machine_id), COUNT(*) FILTER (WHERE finished = 0)
+         FROM events WHERE timestamp_us >= $1",
         &[since],
         &mut |r| {
-            (events, machines) = (r.count(0)?, r.count(1)?);
+            (events, machines, runs) = (r.count(0)?, r.count(1)?, r.count(2)?);
             Ok(())
         },
     )?;
@@ -144,6 +147,7 @@ pub fn build(
     Ok(Report {
         since_us,
         events,
+        runs,
         machines,
         commands,
         breakdowns: Breakdowns {
@@ -376,7 +380,7 @@ mod tests {
         let (_dir, mut conn) = database(&rows)?;
 
         let report = build(&mut conn, None, DEFAULT_TOP)?;
-        assert_eq!((report.events, report.machines), (10, 3));
+        assert_eq!((report.events, report.machines, report.runs), (10, 3, 6));
         let up = &report.commands[0];
         assert_eq!(up.command, "devsy up");
         assert_eq!((up.runs, up.machines, up.failures, up.slow), (5, 2, 3, 2));

@@ -120,36 +120,47 @@ fn more(out: &mut String, indent: &str, n: u64, one: &str, many: &str) {
     }
 }
 
-/// `text` as a cell: on one line, every character that prints nothing or
-/// moves the text escaped, and cut to `width` columns with `…`.
+/// One character as it is shown: a newline as ` ⏎ `, a backslash doubled
+/// (so that a typed `\u{202e}` differs from an escape), and one that prints
+/// nothing or moves the text (a control, a bidi control, a zero-width
+/// character) escaped, `\u{202e}`.
+fn shown(c: char) -> String {
+    if c == '\n' {
+        " ⏎ ".to_string()
+    } else if c == '\\' {
+        "\\\\".to_string()
+    } else if c.is_control() || is_invisible(c) {
+        format!("\\u{{{:x}}}", u32::from(c))
+    } else {
+        c.to_string()
+    }
+}
+
+/// `text` on one line, with nothing hidden: what [`cell`] shows, uncut.
+pub fn visible(text: &str) -> String {
+    text.chars().map(shown).collect()
+}
+
+/// `text` as a cell: [`visible`], and cut to `width` columns with `…`.
 pub fn cell(text: &str, width: usize) -> String {
-    let mut shown = String::new();
+    let mut shown_text = String::new();
     let mut used = 0;
     for c in text.chars() {
-        let piece = if c == '\n' {
-            " ⏎ ".to_string()
-        } else if c == '\\' {
-            // Doubled, so that a typed `\u{202e}` differs from an escape.
-            "\\\\".to_string()
-        } else if c.is_control() || is_invisible(c) {
-            format!("\\u{{{:x}}}", u32::from(c))
-        } else {
-            c.to_string()
-        };
+        let piece = shown(c);
         let piece_width = columns(&piece);
         if used + piece_width > width {
             // Room for the ellipsis: take back what does not fit with it.
             while used + 1 > width {
-                let Some(last) = shown.pop() else { break };
+                let Some(last) = shown_text.pop() else { break };
                 used -= last.width().unwrap_or(0);
             }
-            shown.push('…');
-            return shown;
+            shown_text.push('…');
+            return shown_text;
         }
         used += piece_width;
-        shown.push_str(&piece);
+        shown_text.push_str(&piece);
     }
-    shown
+    shown_text
 }
 
 /// The columns `text` takes in a terminal.

@@ -27,6 +27,9 @@ pub struct Line {
     pub name: String,
     pub runs: Vec<u64>,
     pub total: u64,
+    /// The sum of the names past the top ones (a stored name may be
+    /// "(other)" too; this tells them apart).
+    pub other: bool,
 }
 
 /// The line that sums the names past the top ones.
@@ -85,12 +88,14 @@ fn arrange(cells: Vec<(String, i64, u64)>, top: usize) -> Series {
             name: (*name).to_string(),
             runs: vec![0; width],
             total: 0,
+            other: false,
         })
         .collect();
     let mut other = Line {
         name: OTHER.into(),
         runs: vec![0; width],
         total: 0,
+        other: true,
     };
     for (name, day, runs) in &cells {
         let Ok(at) = usize::try_from(day - first) else {

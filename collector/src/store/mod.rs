@@ -320,11 +320,15 @@ impl Store {
         }
     }
 
-    /// Why the last batch failed, if it did.
-    pub fn health(&self) -> Option<String> {
+    /// Why the store cannot store now, if it cannot: with SQLite, the
+    /// last batch's failure (the file is this process's alone); with
+    /// PostgreSQL, whether the server answers now (at most once a second),
+    /// so that a collector a load balancer took out for a passing failure
+    /// comes back once the server does, without a batch to prove it.
+    pub async fn health(&self) -> Option<String> {
         match self {
             Self::Sqlite(writer) => writer.health.problem(),
-            Self::Postgres(pool) => pool.health.problem(),
+            Self::Postgres(pool) => pool.reachable().await,
         }
     }
 
@@ -498,6 +502,13 @@ impl Cached {
             Some((Instant::now(), problem.clone()));
         problem
     }
+}
+
+/// The time of receipt, in microseconds since the epoch.
+fn now_us() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
 }
 
 fn mib(bytes: u64) -> u64 {

@@ -140,9 +140,10 @@ fn typed<'a>(param: &'a Param<'a>) -> (&'a (dyn ToSql + Sync), Type) {
 pub struct Pool {
     pool: deadpool_postgres::Pool,
     url: Url,
-    pub(super) health: Arc<Health>,
+    health: Arc<Health>,
     max_bytes: u64,
     size: Cached,
+    reach: Cached,
 }
 
 impl Pool {
@@ -217,6 +218,7 @@ impl Pool {
             health: Arc::new(Health::default()),
             max_bytes,
             size: Cached::new(Duration::from_secs(1)),
+            reach: Cached::new(Duration::from_secs(1)),
         })
     }
 
@@ -232,7 +234,7 @@ impl Pool {
             .get()
             .await
             .map_err(|e| Failure::Other(pool_error(&e)))?;
-        let received = super::sqlite::now_us();
+        let received = super::now_us();
         let stored = if rows.len() <= sql::ROWS_PER_INSERT {
             // One statement is its own transaction: one round trip to the
             // server instead of three (BEGIN, INSERT, COMMIT), which is
@@ -261,10 +263,14 @@ impl Pool {
     pub(super) async fn prune(&self, before_us: u64) -> usize {
         let result = async {
             let client = self.pool.get().await.map_err(|e| pool_error(&e))?;
+            let (before, chunk) = (sql::int(before_us), sql::int(PRUNE_CHUNK as u64));
             client
-                .execute(
+                .execute_typed(
                     sql::PRUNE,
-                    &[&sql::int(before_us), &sql::int(PRUNE_CHUNK as u64)],
+                    &[
+                        (&before as &(dyn ToSql + Sync), Type::INT8),
+                        (&chunk, Type::INT8),
+                    ],
                 )
                 .await
                 .map_err(|e| describe(&e))
@@ -279,6 +285,28 @@ impl Pool {
         }
     }
 
+    /// Whether the server answers a `SELECT 1` now (asked at most once a
+    /// second, waiting at most 2 s); why not, if it does not.
+    pub(super) async fn reachable(&self) -> Option<String> {
+        if let Some(problem) = self.reach.fresh() {
+            return problem;
+        }
+        let asked = tokio::time::timeout(Duration::from_secs(2), async {
+            let client = self.pool.get().await.map_err(|e| pool_error(&e))?;
+            client
+                .query_typed("SELECT 1", &[])
+                .await
+                .map_err(|e| describe(&e))
+        })
+        .await;
+        let problem = match asked {
+            Ok(Ok(_)) => None,
+            Ok(Err(e)) => Some(format!("the database does not answer: {e}")),
+            Err(_) => Some("the database did not answer within 2 s".to_string()),
+        };
+        self.reach.keep(problem)
+    }
+
     /// The size cap, on what the events take (table and indexes), not the
     /// whole database, which may hold other things; the server's disk is
     /// its own to watch.
@@ -288,11 +316,11 @@ impl Pool {
         }
         let size = async {
             let client = self.pool.get().await.ok()?;
-            let row = client
-                .query_one("SELECT pg_total_relation_size('events')", &[])
+            let rows = client
+                .query_typed("SELECT pg_total_relation_size('events')", &[])
                 .await
                 .ok()?;
-            row.try_get::<_, i64>(0).ok()
+            rows.first()?.try_get::<_, i64>(0).ok()
         }
         .await;
         // Unknown (no connection): the insert will say what is wrong.
@@ -385,9 +413,13 @@ impl Reader {
             .block_on(pool.get())
             .map_err(|e| StoreError::refused(url, format!("cannot connect: {}", pool_error(&e))))?;
         let version =
-            runtime.block_on(client.query_opt("SELECT max(version) FROM devsy_schema", &[]));
+            runtime.block_on(client.query_typed("SELECT max(version) FROM devsy_schema", &[]));
         let found: Option<i64> = match version {
-            Ok(row) => match row.map(|r| r.try_get::<_, Option<i64>>(0)).transpose() {
+            Ok(rows) => match rows
+                .first()
+                .map(|r| r.try_get::<_, Option<i64>>(0))
+                .transpose()
+            {
                 Ok(version) => version.flatten(),
                 Err(e) => return Err(at(url)(e)),
             },
@@ -419,12 +451,16 @@ impl Reader {
         }
     }
 
-    /// Starts the snapshot [`super::Reader::snapshot`] reads from.
+    /// Starts the snapshot [`super::Reader::snapshot`] reads from; a query
+    /// in it that runs past 30 s is cancelled by the server.
     pub(super) fn begin(&mut self) -> Result<(), QueryError> {
         self.in_snapshot = true;
         let client = self.connection()?;
         self.handle
-            .block_on(client.batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"))
+            .block_on(client.batch_execute(
+                "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; \
+                 SET LOCAL statement_timeout = '30s'",
+            ))
             .map_err(QueryError::Postgres)
     }
 
@@ -488,8 +524,9 @@ impl Drop for Reader {
             // Out of the pool: closing it ends the transaction.
             drop(Object::take(client));
         }
-        // `report`'s own runtime, stopped without waiting for its tasks
-        // (the connection's, which ends when the client drops just after).
+        // `report`'s own runtime, stopped without waiting for the
+        // connection's task, which it drops; a pooled client went back to
+        // the pool above, which outlives it.
         if let Some(runtime) = self.runtime.take() {
             runtime.shutdown_background();
         }

@@ -9,7 +9,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags, params_from_iter};
 use tokio::sync::{mpsc, oneshot};
@@ -17,7 +17,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::sql::{self, Cell, Cells, Dialect, Param, Shape};
 use super::{
     Background, Cached, Failure, Health, PRUNE_CHUNK, Problem, QueryError, Row, StoreError, Stored,
-    mib,
+    mib, now_us,
 };
 use crate::log::log;
 
@@ -113,13 +113,6 @@ pub fn open_for_reading(path: &Path) -> Result<Connection, StoreError> {
         ));
     }
     Ok(conn)
-}
-
-/// The time of receipt, in microseconds since the epoch.
-pub(super) fn now_us() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
 }
 
 impl rusqlite::ToSql for Param<'_> {

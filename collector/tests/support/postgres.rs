@@ -78,7 +78,7 @@ fn bounded(psql: &mut Command) -> &mut Command {
 
 /// Runs `sql` with psql; its unaligned output, one row per line.
 pub fn psql(url: &str, sql: &str) -> String {
-    let output = Command::new("psql")
+    let output = bounded(&mut Command::new("psql"))
         .args([
             "-X",
             "-q",
