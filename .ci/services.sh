@@ -18,19 +18,6 @@ install_browser() {
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium chromium-driver >/dev/null
 }
 
-# A port nobody listens on, from a fixed range (bash only: no python here).
-free_port() {
-  local port
-  for port in $(seq 54329 54429); do
-    if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-      echo "$port"
-      return
-    fi
-  done
-  echo "ci: no free port for PostgreSQL in 54329-54429" >&2
-  return 1
-}
-
 start_postgres() {
   local bin
   bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1 || true)
@@ -40,7 +27,6 @@ start_postgres() {
   fi
   PG_DIR=$(mktemp -d /tmp/devsy-ci-pg.XXXXXX)
   local port run=()
-  port=$(free_port)
   # The server refuses to run as root: as the postgres user, when root.
   if [ "$(id -u)" -eq 0 ]; then
     chown postgres "$PG_DIR"
@@ -50,9 +36,24 @@ start_postgres() {
   "${run[@]}" "$bin/initdb" -D "$PG_DIR/data" -U postgres --auth=trust \
     --encoding=UTF8 --locale=C.UTF-8 >"$PG_DIR/initdb.log" 2>&1 \
     || { cat "$PG_DIR/initdb.log" >&2; return 1; }
-  "${PG_CTL[@]}" -l "$PG_DIR/server.log" -w -t 60 \
-    -o "-p $port -k $PG_DIR -c listen_addresses=127.0.0.1 -c max_connections=300" start >/dev/null \
-    || { cat "$PG_DIR/server.log" >&2; return 1; }
+  # Ports below Linux's ephemeral range (32768 on), so that no outgoing
+  # connection holds the one chosen; a port taken anyway is skipped, at
+  # most ten times.
+  local started=""
+  for port in $(seq 15432 15441); do
+    if "${PG_CTL[@]}" -l "$PG_DIR/server.log" -w -t 60 \
+      -o "-p $port -k $PG_DIR -c listen_addresses=127.0.0.1 -c max_connections=300" \
+      start >/dev/null 2>&1; then
+      started=$port
+      break
+    fi
+  done
+  if [ -z "$started" ]; then
+    echo "ci: PostgreSQL did not start on any port of 15432-15441" >&2
+    cat "$PG_DIR/server.log" >&2
+    return 1
+  fi
+  port=$started
   export DEVSY_TEST_POSTGRES="postgres://postgres@127.0.0.1:$port/postgres"
   # The tests create their databases with psql, the server's own.
   export PATH="$bin:$PATH"
