@@ -194,7 +194,7 @@ async fn insert(
             "too many events from this address; try again later",
         );
     }
-    if let Some(problem) = app.store.no_room().await {
+    if let Some(problem) = app.store.no_room() {
         return self::problem(StatusCode::INSUFFICIENT_STORAGE, &problem);
     }
     // A database that does not answer (a stuck disk, a lost server) does
@@ -268,9 +268,9 @@ fn too_large() -> Response {
 }
 
 async fn healthz(State(app): State<App>) -> Response {
-    let problem = match app.store.health().await {
+    let problem = match app.store.health() {
         Some(problem) => Some(problem),
-        None => app.store.no_room().await,
+        None => app.store.no_room(),
     };
     match problem {
         None => answer(StatusCode::OK, &serde_json::json!({ "status": "ok" })),

@@ -17,7 +17,6 @@ mod sqlite;
 use std::fmt;
 use std::path::PathBuf;
 use std::str::FromStr;
-use std::time::{Duration, Instant};
 
 use devsy_telemetry_wire::EventKey;
 
@@ -183,54 +182,6 @@ impl fmt::Display for Failure {
     }
 }
 
-/// Whether the store can store: `/healthz` says so, with the reason.
-pub struct Health {
-    problem: std::sync::Mutex<Option<String>>,
-    failures: std::sync::Mutex<crate::log::RateLimited>,
-}
-
-impl Default for Health {
-    fn default() -> Self {
-        Self {
-            problem: std::sync::Mutex::new(None),
-            failures: std::sync::Mutex::new(crate::log::RateLimited::new(Duration::from_secs(10))),
-        }
-    }
-}
-
-impl Health {
-    /// `None` when the last batch was stored (or none came yet); else why
-    /// it was not.
-    pub fn problem(&self) -> Option<String> {
-        self.problem
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone()
-    }
-
-    fn set(&self, problem: Option<String>) {
-        *self
-            .problem
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = problem;
-    }
-
-    /// Records what became of a batch; failures are logged at most once
-    /// per 10 s, with their count.
-    fn record<T>(&self, result: &Result<T, Failure>) {
-        match result {
-            Ok(_) => self.set(None),
-            Err(failure) => {
-                self.failures
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .log(|n| format!("{failure} ({n} batches)"));
-                self.set(Some(failure.to_string()));
-            }
-        }
-    }
-}
-
 /// The default largest database: a small deployment never meets it, a
 /// flood cannot fill the disk past it.
 pub const DEFAULT_MAX_BYTES: u64 = 10 * 1024 * 1024 * 1024;
@@ -311,24 +262,26 @@ impl Store {
         }
     }
 
-    /// Why nothing may be stored now, if anything: a disk below its floor,
-    /// a database at its cap. Checked at most once a second.
-    pub async fn no_room(&self) -> Option<String> {
+    /// Why nothing may be stored now, if anything: a disk below its floor
+    /// (SQLite, read at most once a second), the events at their cap
+    /// (PostgreSQL, as its watcher last saw; SQLite's own cap is
+    /// `max_page_count`, met by the insert).
+    pub fn no_room(&self) -> Option<String> {
         match self {
             Self::Sqlite(writer) => writer.no_room(),
-            Self::Postgres(pool) => pool.no_room().await,
+            Self::Postgres(pool) => pool.seen().full,
         }
     }
 
     /// Why the store cannot store now, if it cannot: with SQLite, the
     /// last batch's failure (the file is this process's alone); with
-    /// PostgreSQL, whether the server answers now (at most once a second),
+    /// PostgreSQL, whether the server answered its watcher a second ago,
     /// so that a collector a load balancer took out for a passing failure
     /// comes back once the server does, without a batch to prove it.
-    pub async fn health(&self) -> Option<String> {
+    pub fn health(&self) -> Option<String> {
         match self {
             Self::Sqlite(writer) => writer.health.problem(),
-            Self::Postgres(pool) => pool.reachable().await,
+            Self::Postgres(pool) => pool.seen().unreachable,
         }
     }
 
@@ -430,9 +383,7 @@ impl Reader {
             }
         }
     }
-}
 
-impl Reader {
     /// Runs `figures` on one snapshot of the database (a read-only
     /// transaction, rolled back after), so that the report's numbers agree
     /// with each other while events arrive.
@@ -466,41 +417,6 @@ impl Source for Reader {
             Self::Sqlite(conn) => sqlite::each(conn, sql, params, row),
             Self::Postgres(reader) => reader.each(sql, params, row),
         }
-    }
-}
-
-/// A check that costs a system call or a query, redone at most once per
-/// `every`.
-struct Cached {
-    every: Duration,
-    last: std::sync::Mutex<Option<(Instant, Option<String>)>>,
-}
-
-impl Cached {
-    fn new(every: Duration) -> Self {
-        Self {
-            every,
-            last: std::sync::Mutex::new(None),
-        }
-    }
-
-    fn fresh(&self) -> Option<Option<String>> {
-        let last = self
-            .last
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        last.as_ref()
-            .filter(|(at, _)| at.elapsed() < self.every)
-            .map(|(_, problem)| problem.clone())
-    }
-
-    fn keep(&self, problem: Option<String>) -> Option<String> {
-        *self
-            .last
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) =
-            Some((Instant::now(), problem.clone()));
-        problem
     }
 }
 

@@ -12,10 +12,9 @@ use tokio_postgres::NoTls;
 use tokio_postgres::types::{ToSql, Type};
 
 use super::sql::{self, Cell, Cells, Param, Shape};
-use super::{
-    Cached, Failure, Health, PRUNE_CHUNK, Problem, QueryError, Row, StoreError, Stored, mib,
-};
-use std::sync::Arc;
+use super::{Failure, PRUNE_CHUNK, Problem, QueryError, Row, StoreError, Stored, mib};
+use crate::log::RateLimited;
+use std::sync::{Arc, Mutex, PoisonError};
 
 /// The schema this build writes, kept in `devsy_schema`; a database from
 /// a newer build is refused.
@@ -136,14 +135,86 @@ fn typed<'a>(param: &'a Param<'a>) -> (&'a (dyn ToSql + Sync), Type) {
     }
 }
 
+/// What the watcher last saw of the server: whether it answers, and
+/// whether the events are at their size cap.
+#[derive(Debug, Clone, Default)]
+pub struct Seen {
+    /// Why the server did not answer, if it did not.
+    pub unreachable: Option<String>,
+    /// Why nothing more may be stored, if the events take the cap.
+    pub full: Option<String>,
+}
+
+/// How often the watcher asks, and how long it waits for an answer.
+const WATCH_EVERY: Duration = Duration::from_secs(1);
+const WATCH_WAIT: Duration = Duration::from_secs(2);
+
 /// The pool ingest stores through.
 pub struct Pool {
     pool: deadpool_postgres::Pool,
     url: Url,
-    health: Arc<Health>,
-    max_bytes: u64,
-    size: Cached,
-    reach: Cached,
+    /// Failed batches, logged at most once per 10 s.
+    failures: Mutex<RateLimited>,
+    /// Written by the watcher, read by `/healthz` and each insert: no
+    /// request waits for a query of its own to learn either.
+    seen: Arc<Mutex<Seen>>,
+    watcher: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Pool {
+    fn drop(&mut self) {
+        self.watcher.abort();
+    }
+}
+
+/// Asks the server how much the events take: an answer says it is
+/// reachable, and whether they are at `max_bytes` (table and indexes, not
+/// the whole database, which may hold other things; the server's disk is
+/// its own to watch).
+async fn look(pool: &deadpool_postgres::Pool, max_bytes: u64) -> Seen {
+    let asked = tokio::time::timeout(WATCH_WAIT, async {
+        let client = pool.get().await.map_err(|e| pool_error(&e))?;
+        let rows = client
+            .query_typed("SELECT pg_total_relation_size('events')", &[])
+            .await
+            .map_err(|e| describe(&e))?;
+        rows.first()
+            .and_then(|row| row.try_get::<_, i64>(0).ok())
+            .ok_or_else(|| "no size for the events table".to_string())
+    })
+    .await;
+    match asked {
+        Ok(Ok(bytes)) => Seen {
+            unreachable: None,
+            full: u64::try_from(bytes)
+                .ok()
+                .filter(|bytes| *bytes >= max_bytes)
+                .map(|bytes| {
+                    format!(
+                        "the events take {} MiB, at the cap of {} MiB",
+                        mib(bytes),
+                        mib(max_bytes)
+                    )
+                }),
+        },
+        Ok(Err(e)) => Seen {
+            unreachable: Some(format!("the database does not answer: {e}")),
+            full: None,
+        },
+        Err(_) => Seen {
+            unreachable: Some(format!("the database did not answer within {WATCH_WAIT:?}")),
+            full: None,
+        },
+    }
+}
+
+/// Looks again every [`WATCH_EVERY`], until aborted with its pool.
+async fn watch(pool: deadpool_postgres::Pool, max_bytes: u64, seen: Arc<Mutex<Seen>>) {
+    loop {
+        tokio::time::sleep(WATCH_EVERY).await;
+        let now = look(&pool, max_bytes).await;
+        *seen.lock().unwrap_or_else(PoisonError::into_inner) = now;
+    }
 }
 
 impl Pool {
@@ -212,19 +283,33 @@ impl Pool {
         .map_err(&err)?;
         tx.commit().await.map_err(&err)?;
         drop(client);
+        let seen = Arc::new(Mutex::new(look(&pool, max_bytes).await));
+        let watcher = tokio::spawn(watch(pool.clone(), max_bytes, Arc::clone(&seen)));
         Ok(Self {
             pool,
             url: url.clone(),
-            health: Arc::new(Health::default()),
-            max_bytes,
-            size: Cached::new(Duration::from_secs(1)),
-            reach: Cached::new(Duration::from_secs(1)),
+            failures: Mutex::new(RateLimited::new(Duration::from_secs(10))),
+            seen,
+            watcher,
         })
+    }
+
+    /// What the watcher saw last, at most a second ago.
+    pub(super) fn seen(&self) -> Seen {
+        self.seen
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     pub(super) async fn store(&self, rows: &[Row]) -> Result<Stored, Failure> {
         let result = self.insert(rows).await;
-        self.health.record(&result);
+        if let Err(failure) = &result {
+            self.failures
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .log(|n| format!("{failure} ({n} batches)"));
+        }
         result
     }
 
@@ -285,58 +370,6 @@ impl Pool {
         }
     }
 
-    /// Whether the server answers a `SELECT 1` now (asked at most once a
-    /// second, waiting at most 2 s); why not, if it does not.
-    pub(super) async fn reachable(&self) -> Option<String> {
-        if let Some(problem) = self.reach.fresh() {
-            return problem;
-        }
-        let asked = tokio::time::timeout(Duration::from_secs(2), async {
-            let client = self.pool.get().await.map_err(|e| pool_error(&e))?;
-            client
-                .query_typed("SELECT 1", &[])
-                .await
-                .map_err(|e| describe(&e))
-        })
-        .await;
-        let problem = match asked {
-            Ok(Ok(_)) => None,
-            Ok(Err(e)) => Some(format!("the database does not answer: {e}")),
-            Err(_) => Some("the database did not answer within 2 s".to_string()),
-        };
-        self.reach.keep(problem)
-    }
-
-    /// The size cap, on what the events take (table and indexes), not the
-    /// whole database, which may hold other things; the server's disk is
-    /// its own to watch.
-    pub(super) async fn no_room(&self) -> Option<String> {
-        if let Some(problem) = self.size.fresh() {
-            return problem;
-        }
-        let size = async {
-            let client = self.pool.get().await.ok()?;
-            let rows = client
-                .query_typed("SELECT pg_total_relation_size('events')", &[])
-                .await
-                .ok()?;
-            rows.first()?.try_get::<_, i64>(0).ok()
-        }
-        .await;
-        // Unknown (no connection): the insert will say what is wrong.
-        let problem = size
-            .and_then(|bytes| u64::try_from(bytes).ok())
-            .filter(|bytes| *bytes >= self.max_bytes)
-            .map(|bytes| {
-                format!(
-                    "the events take {} MiB, at the cap of {} MiB",
-                    mib(bytes),
-                    mib(self.max_bytes)
-                )
-            });
-        self.size.keep(problem)
-    }
-
     pub(super) async fn reader(&self) -> Result<Reader, StoreError> {
         let client = self.pool.get().await.map_err(|e| {
             StoreError::refused(&self.url, format!("cannot connect: {}", pool_error(&e)))
@@ -344,7 +377,6 @@ impl Pool {
         Ok(Reader {
             client: Some(client),
             in_snapshot: false,
-            pool: self.pool.clone(),
             handle: tokio::runtime::Handle::current(),
             runtime: None,
         })
@@ -389,9 +421,6 @@ pub struct Reader {
     /// `ROLLBACK`), the connection is closed, not returned to the pool
     /// inside a read-only transaction.
     in_snapshot: bool,
-    /// Kept while the connection is: `report`'s only pool.
-    #[allow(dead_code)]
-    pool: deadpool_postgres::Pool,
     handle: tokio::runtime::Handle,
     runtime: Option<tokio::runtime::Runtime>,
 }
@@ -438,7 +467,6 @@ impl Reader {
         Ok(Self {
             client: Some(client),
             in_snapshot: false,
-            pool,
             handle: runtime.handle().clone(),
             runtime: Some(runtime),
         })

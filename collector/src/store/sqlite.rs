@@ -8,16 +8,15 @@
 //! request is answered.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, OpenFlags, params_from_iter};
 use tokio::sync::{mpsc, oneshot};
 
 use super::sql::{self, Cell, Cells, Dialect, Param, Shape};
 use super::{
-    Background, Cached, Failure, Health, PRUNE_CHUNK, Problem, QueryError, Row, StoreError, Stored,
-    mib, now_us,
+    Background, Failure, PRUNE_CHUNK, Problem, QueryError, Row, StoreError, Stored, mib, now_us,
 };
 use crate::log::log;
 
@@ -225,13 +224,37 @@ pub fn free_bytes(_path: &Path) -> Option<u64> {
     None
 }
 
+/// Whether the writer can store: `/healthz` says so, with the reason.
+#[derive(Debug, Default)]
+pub struct Health {
+    problem: Mutex<Option<String>>,
+}
+
+impl Health {
+    /// `None` when the last batch was stored (or none came yet); else why
+    /// it was not.
+    pub fn problem(&self) -> Option<String> {
+        self.problem
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    fn set(&self, problem: Option<String>) {
+        *self.problem.lock().unwrap_or_else(PoisonError::into_inner) = problem;
+    }
+}
+
 /// The queue in front of the writer thread.
 pub struct Writer {
     jobs: mpsc::Sender<Job>,
     pub(super) health: Arc<Health>,
     path: PathBuf,
     min_free: u64,
-    disk: Cached,
+    /// The last reading of the free-disk floor, redone at most once a
+    /// second (a system call per request would do for a small collector,
+    /// not under a flood).
+    disk: Mutex<Option<(Instant, Option<String>)>>,
 }
 
 impl Writer {
@@ -253,8 +276,11 @@ impl Writer {
 
     /// The free-disk floor (the size cap is SQLite's own: `max_page_count`).
     pub(super) fn no_room(&self) -> Option<String> {
-        if let Some(problem) = self.disk.fresh() {
-            return problem;
+        let mut last = self.disk.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some((at, problem)) = &*last
+            && at.elapsed() < Duration::from_secs(1)
+        {
+            return problem.clone();
         }
         let problem = free_bytes(&self.path)
             .filter(|free| *free < self.min_free)
@@ -265,7 +291,8 @@ impl Writer {
                     mib(self.min_free)
                 )
             });
-        self.disk.keep(problem)
+        *last = Some((Instant::now(), problem.clone()));
+        problem
     }
 
     pub(super) fn path(&self) -> &Path {
@@ -294,13 +321,15 @@ pub(super) fn spawn_writer(
             .spawn(move || {
                 // Dropped however the thread ends: `stopped` resolves.
                 let _ended = ended;
-                let mut failures = crate::log::RateLimited::new(Duration::from_secs(10));
+                // Each kind of failure logged at most once per 10 s.
+                let mut pruning = crate::log::RateLimited::new(Duration::from_secs(10));
+                let mut storing = crate::log::RateLimited::new(Duration::from_secs(10));
                 while let Some(job) = rx.blocking_recv() {
                     let (rows, reply) = match job {
                         Job::Store { rows, reply } => (rows, reply),
                         Job::Prune { before_us, reply } => {
                             let deleted = prune(&conn, before_us).unwrap_or_else(|e| {
-                                failures.log(|n| format!("pruning failed ({n} times): {e}"));
+                                pruning.log(|n| format!("pruning failed ({n} times): {e}"));
                                 0
                             });
                             let _ = reply.send(deleted);
@@ -317,7 +346,13 @@ pub(super) fn spawn_writer(
                         return;
                     };
                     let result = result.map_err(|e| failure(&e));
-                    health.record(&result);
+                    match &result {
+                        Ok(_) => health.set(None),
+                        Err(failure) => {
+                            storing.log(|n| format!("{failure} ({n} batches)"));
+                            health.set(Some(failure.to_string()));
+                        }
+                    }
                     // The client may have gone; what was committed stays.
                     let _ = reply.send(result);
                 }
@@ -331,7 +366,7 @@ pub(super) fn spawn_writer(
         health,
         path: path.to_path_buf(),
         min_free,
-        disk: Cached::new(Duration::from_secs(1)),
+        disk: Mutex::new(None),
     };
     Ok((
         writer,
