@@ -14,6 +14,7 @@ mod listener;
 mod log;
 mod quota;
 mod report;
+mod respond;
 mod server;
 mod store;
 

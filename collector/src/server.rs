@@ -16,7 +16,7 @@ use axum::Router;
 use axum::body::{Body, to_bytes};
 use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::{get, post};
 use http_body_util::LengthLimitError;
 use tokio::sync::Semaphore;
@@ -26,6 +26,7 @@ use crate::ingest::{self, MAX_BODY};
 use crate::listener::{self, Limits};
 use crate::log::log;
 use crate::quota::{PerClient, Quota, Rate};
+use crate::respond::{answer, problem};
 use crate::store::{self, Database, Failure, Settings, Store};
 
 /// Where and how to serve.
@@ -77,24 +78,6 @@ struct App {
     /// What of the budget each address holds, at most a sixteenth of it.
     shares: Arc<PerClient>,
     body_deadline: Duration,
-}
-
-/// A JSON answer with its status.
-fn answer(status: StatusCode, body: &impl serde::Serialize) -> Response {
-    let json = serde_json::to_vec(body).unwrap_or_else(|_| b"{}".to_vec());
-    (
-        status,
-        [(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        )],
-        json,
-    )
-        .into_response()
-}
-
-fn problem(status: StatusCode, error: &str) -> Response {
-    answer(status, &serde_json::json!({ "error": error }))
 }
 
 /// `application/json`, with or without parameters such as `charset`.

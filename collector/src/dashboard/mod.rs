@@ -27,6 +27,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::Semaphore;
 
 use crate::report::{self, Report, series::Series};
+use crate::respond::{pretty, problem};
 use crate::store::{QueryError, Source, Store};
 
 /// The default address: loopback, so that nothing is exposed by accident.
@@ -202,35 +203,12 @@ async fn json_of<T: Serialize>(
 ) -> Response {
     let window = match window.check() {
         Ok(window) => window,
-        Err(error) => return json_error(StatusCode::BAD_REQUEST, &error),
+        Err(error) => return problem(StatusCode::BAD_REQUEST, &error),
     };
     match load(board, &window).await {
-        // Pretty, as `report --json` prints it.
-        Ok(figures) => match serde_json::to_string_pretty(&part(figures)) {
-            Ok(text) => (
-                [(
-                    header::CONTENT_TYPE,
-                    HeaderValue::from_static("application/json"),
-                )],
-                text + "\n",
-            )
-                .into_response(),
-            Err(e) => json_error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
-        },
-        Err(error) => json_error(StatusCode::SERVICE_UNAVAILABLE, &error),
+        Ok(figures) => pretty(StatusCode::OK, &part(figures)),
+        Err(error) => problem(StatusCode::SERVICE_UNAVAILABLE, &error),
     }
-}
-
-fn json_error(status: StatusCode, error: &str) -> Response {
-    (
-        status,
-        [(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        )],
-        serde_json::json!({ "error": error }).to_string(),
-    )
-        .into_response()
 }
 
 fn page_error(status: StatusCode, error: &str) -> Response {
@@ -246,7 +224,7 @@ fn page_error(status: StatusCode, error: &str) -> Response {
 }
 
 async fn not_found() -> Response {
-    json_error(
+    problem(
         StatusCode::NOT_FOUND,
         "no such page: GET /, /api/report, /api/dashboard",
     )
@@ -266,7 +244,7 @@ async fn authorized(
         if is_loopback_host(&headers) {
             return next.run(request).await;
         }
-        return json_error(
+        return problem(
             StatusCode::FORBIDDEN,
             "without a token this dashboard answers only to a loopback Host \
              (localhost, 127.0.0.1, [::1])",
@@ -275,7 +253,7 @@ async fn authorized(
     if carries(&headers, token) {
         return next.run(request).await;
     }
-    let mut response = json_error(
+    let mut response = problem(
         StatusCode::UNAUTHORIZED,
         "this dashboard asks for its token: Authorization: Bearer <token>",
     );
