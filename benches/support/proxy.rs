@@ -38,7 +38,13 @@ pub struct DelayProxy {
 impl DelayProxy {
     /// Forwards to `target`, `one_way` each way: a round trip of twice that.
     pub fn start(target: SocketAddr, one_way: Duration) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind the proxy");
+        Self::start_at(SocketAddr::from(([127, 0, 0, 1], 0)), target, one_way)
+    }
+
+    /// The same, listening on `listen`: a proxy dropped and started again
+    /// on its address is a network that went away and came back.
+    pub fn start_at(listen: SocketAddr, target: SocketAddr, one_way: Duration) -> Self {
+        let listener = TcpListener::bind(listen).expect("bind the proxy");
         listener.set_nonblocking(true).expect("nonblocking");
         let addr = listener.local_addr().expect("proxy address");
         let stop = Arc::new(AtomicBool::new(false));
@@ -71,6 +77,11 @@ impl DelayProxy {
             threads,
             accept: Some(accept),
         }
+    }
+
+    /// Where the proxy listens.
+    pub fn address(&self) -> SocketAddr {
+        self.addr
     }
 
     /// The telemetry endpoint through the proxy.

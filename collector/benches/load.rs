@@ -521,12 +521,7 @@ fn stores(binary: &Path, dir: &Path) {
                 .and_then(|(host, _)| host.parse::<std::net::SocketAddr>().ok())
             {
                 let far = proxy::DelayProxy::start(target, Duration::from_millis(1));
-                let through = far
-                    .endpoint()
-                    .trim_start_matches("http://")
-                    .trim_end_matches("/v1/insert")
-                    .to_string();
-                let far_url = url.replacen(&target.to_string(), &through, 1);
+                let far_url = url.replacen(&target.to_string(), &far.address().to_string(), 1);
                 let server = start(binary, far_url.as_ref(), "normal");
                 columns.push((
                     "PostgreSQL 1 ms away".into(),

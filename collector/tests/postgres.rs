@@ -6,12 +6,17 @@
 
 mod support;
 
+#[allow(dead_code)] // the root benches' proxy; these tests use a part
+#[path = "../../benches/support/proxy.rs"]
+mod proxy;
+
 use std::collections::HashSet;
 use std::process::Command;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use proxy::DelayProxy;
 use serde_json::{Value, json};
 use support::postgres;
 use support::{
@@ -130,92 +135,6 @@ fn a_batch_of_more_than_one_statement_is_stored_whole_in_either_store() {
     assert_eq!(support::stored(&sqlite), 2_500);
 }
 
-/// A TCP gate in front of the PostgreSQL server: open, it relays; shut,
-/// it cuts every relayed connection and closes new ones at once. Its
-/// threads end when it is dropped (bounded polls).
-struct Gate {
-    address: std::net::SocketAddr,
-    open: std::sync::Arc<AtomicBool>,
-    stop: std::sync::Arc<AtomicBool>,
-    relayed: std::sync::Arc<Mutex<Vec<std::net::TcpStream>>>,
-    accept: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Gate {
-    fn start(upstream: std::net::SocketAddr) -> Self {
-        use std::net::{TcpListener, TcpStream};
-        use std::sync::Arc;
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind the gate");
-        listener.set_nonblocking(true).expect("non-blocking");
-        let address = listener.local_addr().expect("address");
-        let open = Arc::new(AtomicBool::new(true));
-        let stop = Arc::new(AtomicBool::new(false));
-        let relayed: Arc<Mutex<Vec<TcpStream>>> = Arc::new(Mutex::new(Vec::new()));
-        let accept = {
-            let (open, stop, relayed) = (open.clone(), stop.clone(), relayed.clone());
-            std::thread::spawn(move || {
-                while !stop.load(Ordering::Relaxed) {
-                    let Ok((client, _)) = listener.accept() else {
-                        std::thread::sleep(Duration::from_millis(5));
-                        continue;
-                    };
-                    if !open.load(Ordering::Relaxed) {
-                        drop(client);
-                        continue;
-                    }
-                    let _ = client.set_nonblocking(false);
-                    let Ok(server) = TcpStream::connect(upstream) else {
-                        continue;
-                    };
-                    let mut held = relayed.lock().expect("lock");
-                    for (mut from, mut to) in [
-                        (client.try_clone(), server.try_clone()),
-                        (server.try_clone(), client.try_clone()),
-                    ]
-                    .into_iter()
-                    .filter_map(|(a, b)| Some((a.ok()?, b.ok()?)))
-                    {
-                        // Ends when either side is shut down.
-                        std::thread::spawn(move || {
-                            let _ = std::io::copy(&mut from, &mut to);
-                            let _ = to.shutdown(std::net::Shutdown::Both);
-                        });
-                    }
-                    held.extend([client, server]);
-                }
-            })
-        };
-        Self {
-            address,
-            open,
-            stop,
-            relayed,
-            accept: Some(accept),
-        }
-    }
-
-    fn shut(&self) {
-        self.open.store(false, Ordering::Relaxed);
-        for stream in self.relayed.lock().expect("lock").drain(..) {
-            let _ = stream.shutdown(std::net::Shutdown::Both);
-        }
-    }
-
-    fn reopen(&self) {
-        self.open.store(true, Ordering::Relaxed);
-    }
-}
-
-impl Drop for Gate {
-    fn drop(&mut self) {
-        self.shut();
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(accept) = self.accept.take() {
-            let _ = accept.join();
-        }
-    }
-}
-
 /// Polls `/healthz` (at most 10 s) until it answers `status`.
 fn health_becomes(collector: &Collector, status: u16) -> Value {
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -243,11 +162,15 @@ fn healthz_follows_the_server_without_a_batch() {
         .and_then(|rest| rest.split_once('/'))
         .expect("a URL with a database");
     let (user, host) = authority.rsplit_once('@').expect("user@host:port");
-    let gate = Gate::start(host.parse().expect("host:port"));
-    let through = format!("postgres://{user}@{}/{database}", gate.address);
+    let server: std::net::SocketAddr = host.parse().expect("host:port");
+    // The root benches' relay, without delay: dropped, the server is gone
+    // for the collector; started again on its address, it is back.
+    let gate = DelayProxy::start(server, Duration::ZERO);
+    let address = gate.address();
+    let through = format!("postgres://{user}@{address}/{database}");
     let collector = Collector::start(&through);
     health_becomes(&collector, 200);
-    gate.shut();
+    drop(gate);
     let answer = health_becomes(&collector, 503);
     assert!(
         answer["reason"]
@@ -255,7 +178,7 @@ fn healthz_follows_the_server_without_a_batch() {
             .is_some_and(|r| r.contains("database")),
         "{answer}"
     );
-    gate.reopen();
+    let _gate = DelayProxy::start_at(address, server, Duration::ZERO);
     health_becomes(&collector, 200);
     let events = [start_event(1, "devsy up", now_micros())];
     assert_eq!(
