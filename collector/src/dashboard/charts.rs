@@ -127,27 +127,21 @@ pub fn stacked_days(id: &str, title: &str, unit: &str, series: &Series, shares: 
             );
         }
     }
-    // Days under the axis: the first, the last, and the middle one.
-    let mut labelled = vec![0, days - 1];
-    if days > 2 {
-        labelled.push(days / 2);
-    }
-    labelled.dedup();
-    for d in labelled {
-        #[allow(clippy::cast_precision_loss)]
-        let x = LEFT + slot * (d as f64 + 0.5);
-        let anchor = if d == 0 && days > 1 {
-            "start"
-        } else if d == days - 1 && days > 1 {
-            "end"
-        } else {
-            "middle"
-        };
-        let x = match anchor {
-            "start" => LEFT,
-            "end" => WIDTH - RIGHT,
-            _ => x,
-        };
+    // Days under the axis: the first at the left edge, the last at the
+    // right, the middle one under its bar; a single day under its bar.
+    #[allow(clippy::cast_precision_loss)]
+    let under = |d: usize| (d, LEFT + slot * (d as f64 + 0.5), "middle");
+    let labels = match days {
+        1 => vec![under(0)],
+        _ => {
+            let mut edges = vec![(0, LEFT, "start"), (days - 1, WIDTH - RIGHT, "end")];
+            if days > 2 {
+                edges.push(under(days / 2));
+            }
+            edges
+        }
+    };
+    for (d, x, anchor) in labels {
         let _ = write!(
             out,
             "<text class=\"axis\" x=\"{x:.2}\" y=\"{}\" text-anchor=\"{anchor}\">{}</text>",

@@ -285,10 +285,17 @@ impl Store {
         }
     }
 
-    /// A reader for the report, on the same database.
+    /// A reader for the report, on the same database. SQLite's is opened
+    /// on a blocking thread (a file and a query), not the caller's.
     pub async fn reader(&self) -> Result<Reader, StoreError> {
         match self {
-            Self::Sqlite(writer) => sqlite::open_for_reading(writer.path()).map(Reader::Sqlite),
+            Self::Sqlite(writer) => {
+                let path = writer.path().to_path_buf();
+                tokio::task::spawn_blocking(move || sqlite::open_for_reading(&path))
+                    .await
+                    .map_err(|e| StoreError::refused(writer.path().display(), e.to_string()))?
+                    .map(Reader::Sqlite)
+            }
             Self::Postgres(pool) => pool.reader().await.map(|r| Reader::Postgres(Box::new(r))),
         }
     }
