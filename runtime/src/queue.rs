@@ -470,16 +470,21 @@ impl Shared {
         self.config.spool.as_ref().map(write)
     }
 
-    /// Keeps the spool's lock for as long as this process sends what
-    /// earlier runs left; `false` (and the lock let go) once the exit has
-    /// begun, which releases it for the next run or a courier. The exit
-    /// closes the queue before it takes this mutex, so a worker that starts
-    /// late cannot keep the lock past it.
-    pub(crate) fn hold_spool_lock(&self, file: File) -> bool {
+    /// Takes `spool`'s lock and keeps it for as long as this process sends
+    /// what earlier runs left; `false` when another process holds it, or
+    /// once the exit has begun, which releases it for the next run or a
+    /// courier. The exit closes the queue before it takes this mutex, and
+    /// the file is locked only under it after that check: a worker that
+    /// starts late (after the exit) never touches the lock, not even for a
+    /// moment in which the next run would find it taken.
+    pub(crate) fn take_spool_lock(&self, spool: &Spool) -> bool {
         let mut held = lock(&self.spool_lock);
         if self.is_closed() {
             return false;
         }
+        let Some(file) = spool.lock() else {
+            return false;
+        };
         *held = Some(file);
         true
     }

@@ -132,8 +132,7 @@ impl Worker {
         if self.shared.config.exit.mode == Exit::Handoff {
             return;
         }
-        let Some(lock) = spool.lock() else { return };
-        if !self.shared.hold_spool_lock(lock) {
+        if !self.shared.take_spool_lock(&spool) {
             return;
         }
         let dropped = spool.enforce_limits(SystemTime::now(), None);
