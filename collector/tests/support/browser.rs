@@ -4,7 +4,7 @@
 //! Without them a test says so and, in CI, fails. The browser and its
 //! driver are ended when the [`Browser`] is dropped.
 
-use std::net::TcpListener;
+use std::io::{BufRead as _, BufReader};
 use std::os::unix::process::CommandExt as _;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -47,21 +47,38 @@ pub fn browser() -> Option<Browser> {
     Some(Browser::start(&driver, &chromium))
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
+/// The port chromedriver says it took, from the line it prints once it
+/// listens ("… started successfully on port 39565."), within 20 s. It
+/// drains the rest of its output, so that a full pipe never blocks it.
+fn port_from(stdout: std::process::ChildStdout) -> u16 {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut said = None;
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if said.is_none() {
+                said = line
+                    .split_once("started successfully on port ")
+                    .and_then(|(_, rest)| rest.trim_end_matches('.').trim().parse::<u16>().ok());
+                if let Some(port) = said {
+                    let _ = tx.send(port);
+                }
+            }
+        }
+    });
+    rx.recv_timeout(Duration::from_secs(20))
+        .expect("chromedriver names the port it listens on within 20 s")
 }
 
 impl Browser {
     fn start(driver: &std::path::Path, chromium: &std::path::Path) -> Self {
-        let port = free_port();
+        // Port 0: the driver takes a free port itself and names it, so no
+        // other test can take it between a pick and the driver's bind.
         // A process group of its own: Chromium's processes join it, and
         // are killed with it if the session cannot be closed.
-        let driver = Command::new(driver)
-            .arg(format!("--port={port}"))
-            .stdout(Stdio::null())
+        let mut driver = Command::new(driver)
+            .arg("--port=0")
+            .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .process_group(0)
             .spawn()
@@ -71,15 +88,17 @@ impl Browser {
             .timeout_global(Some(Duration::from_secs(60)))
             .build()
             .new_agent();
-        let base = format!("http://127.0.0.1:{port}");
+        let stdout = driver.stdout.take().expect("chromedriver's stdout");
         let profile = tempfile::tempdir().expect("a profile dir");
+        // Made before the first wait, so that a panic ends the driver.
         let mut browser = Self {
             driver,
             session: String::new(),
-            base,
+            base: String::new(),
             agent,
             _profile: profile,
         };
+        browser.base = format!("http://127.0.0.1:{}", port_from(stdout));
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             let ready = browser
