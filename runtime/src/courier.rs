@@ -21,6 +21,7 @@
 use std::ffi::OsString;
 use std::io;
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -161,6 +162,7 @@ fn deliver(mut builder: Builder, app: App, invocation: &Invocation) {
         }
     };
     let mut courier = Courier {
+        config_dir: dir,
         retry: RetryState::resume(Some(&spool)),
         spool,
         transport,
@@ -218,6 +220,8 @@ enum Attempt {
 }
 
 struct Courier {
+    /// The config dir the spool is in: forgotten whole at an opt-out.
+    config_dir: PathBuf,
     spool: Spool,
     transport: Box<dyn Transport>,
     retry: RetryState,
@@ -266,7 +270,7 @@ impl Courier {
                     self.sent += 1;
                 }
                 Attempt::OptedOut => {
-                    crate::files::forget(&self.spool.config_dir());
+                    crate::files::forget(&self.config_dir);
                     return Ended::OptedOut;
                 }
                 // Deleted under it (an opt-out, maybe an opt-in since):

@@ -16,7 +16,7 @@
 //! removed (and counted), never a crash.
 
 use std::fs;
-use std::io::{self, Write as _};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -73,11 +73,11 @@ impl Spool {
         }
     }
 
-    /// The config dir this spool is in.
-    pub(crate) fn config_dir(&self) -> PathBuf {
-        self.dir
-            .parent()
-            .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+    /// The spool's directory, unless a link was planted in its place: no
+    /// method reads, writes or removes anything through one. (Writing
+    /// methods refuse it in `files::create_private_dir`.)
+    fn real_dir(&self) -> Option<&Path> {
+        (!files::is_link(&self.dir)).then_some(self.dir.as_path())
     }
 
     /// Deletes the whole spool: telemetry is off, so nothing an earlier
@@ -112,16 +112,8 @@ impl Spool {
         } else {
             self.dir.join(&name)
         };
-        let tmp = self.dir.join(format!(".{name}.tmp"));
-        let written = (|| {
-            let mut file = files::create_new(&tmp)?;
-            file.write_all(body)?;
-            fs::rename(&tmp, &path)
-        })();
-        if let Err(e) = written {
-            let _ = fs::remove_file(&tmp);
-            return Err(e);
-        }
+        let file_name = path.file_name().and_then(|n| n.to_str()).unwrap_or(&name);
+        files::write_atomically(&self.dir, file_name, body)?;
         Ok(Entry {
             path,
             created_micros,
@@ -150,11 +142,7 @@ impl Spool {
     /// runs left, so that two runs at once do not send them twice. `None`
     /// when another process holds it, or there is no spool.
     pub(crate) fn lock(&self) -> Option<fs::File> {
-        // Never inside a directory planted as a link.
-        if files::is_link(&self.dir) {
-            return None;
-        }
-        let file = files::open_or_create(&self.dir.join(LOCK_FILE)).ok()?;
+        let file = files::open_or_create(&self.real_dir()?.join(LOCK_FILE)).ok()?;
         file.try_lock().ok()?;
         Some(file)
     }
@@ -182,10 +170,7 @@ impl Spool {
     /// Every batch on disk, oldest first. Names that are not ours are
     /// removed as corrupt; stale temporary files are removed.
     pub(crate) fn entries(&self) -> (Vec<Entry>, usize) {
-        if files::is_link(&self.dir) {
-            return (Vec::new(), 0);
-        }
-        let Ok(listing) = fs::read_dir(&self.dir) else {
+        let Some(Ok(listing)) = self.real_dir().map(fs::read_dir) else {
             return (Vec::new(), 0);
         };
         let mut entries = Vec::new();
@@ -311,7 +296,7 @@ impl Spool {
 
     /// The time before which nothing may be sent, if a server asked.
     pub(crate) fn not_before(&self) -> Option<SystemTime> {
-        let text = files::read_to_string(&self.dir.join(RETRY_AFTER_FILE)).ok()?;
+        let text = files::read_to_string(&self.real_dir()?.join(RETRY_AFTER_FILE)).ok()?;
         let micros: u64 = text.trim().parse().ok()?;
         Some(UNIX_EPOCH + Duration::from_micros(micros))
     }
@@ -326,31 +311,31 @@ impl Spool {
         files::write_atomically(&self.dir, RETRY_AFTER_FILE, micros.to_string().as_bytes())
     }
 
-    /// How many events wait here, by the batches' names (in flight or not).
-    pub(crate) fn waiting_events(&self) -> usize {
-        fs::read_dir(&self.dir).map_or(0, |listing| {
-            listing
-                .flatten()
-                .filter_map(|item| {
-                    let name = item.file_name();
-                    let name = name.to_str()?;
-                    parse_name(name.strip_prefix(INFLIGHT_PREFIX).unwrap_or(name))
-                })
-                .map(|(_, events)| events)
-                .sum()
-        })
+    /// The batches here by their names alone (nothing read, nothing
+    /// removed): each one's events, and whether it is in flight.
+    fn batch_names(&self) -> impl Iterator<Item = (usize, bool)> {
+        self.real_dir()
+            .and_then(|dir| fs::read_dir(dir).ok())
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|item| {
+                let name = item.file_name();
+                let name = name.to_str()?;
+                let plain = name.strip_prefix(INFLIGHT_PREFIX);
+                let (_, events) = parse_name(plain.unwrap_or(name))?;
+                Some((events, plain.is_some()))
+            })
     }
 
-    /// No batch waits here (for any run to send).
-    /// By the names alone: nothing is read, nothing removed.
+    /// How many events wait here (in flight or not).
+    pub(crate) fn waiting_events(&self) -> usize {
+        self.batch_names().map(|(events, _)| events).sum()
+    }
+
+    /// No batch waits here for any run to send (in flight is not waiting).
     pub(crate) fn is_empty(&self) -> bool {
-        fs::read_dir(&self.dir).map_or(true, |listing| {
-            !listing.flatten().any(|item| {
-                item.file_name()
-                    .to_str()
-                    .is_some_and(|name| parse_name(name).is_some())
-            })
-        })
+        !self.batch_names().any(|(_, inflight)| !inflight)
     }
 
     /// Whether batches can be kept here: the directory exists or can be made.
@@ -361,15 +346,16 @@ impl Spool {
     /// Keeps one line about how the last courier ended (atomically; never
     /// creates the spool).
     pub(crate) fn note_courier(&self, line: &str) {
-        if self.dir.is_dir() {
-            let _ =
-                files::write_atomically(&self.dir, COURIER_NOTE, format!("{line}\n").as_bytes());
+        if let Some(dir) = self.real_dir().filter(|dir| dir.is_dir()) {
+            let _ = files::write_atomically(dir, COURIER_NOTE, format!("{line}\n").as_bytes());
         }
     }
 
     /// Forgets the wait once it has passed.
     pub(crate) fn clear_not_before(&self) {
-        let _ = fs::remove_file(self.dir.join(RETRY_AFTER_FILE));
+        if let Some(dir) = self.real_dir() {
+            let _ = fs::remove_file(dir.join(RETRY_AFTER_FILE));
+        }
     }
 }
 
@@ -541,6 +527,55 @@ mod tests {
         assert!(spool.not_before().is_some_and(|t| t >= until));
         spool.clear_not_before();
         assert_eq!(spool.not_before(), None);
+        Ok(())
+    }
+
+    /// A link planted where the spool goes: nothing is read, written or
+    /// removed through it, whichever method is called.
+    #[cfg(unix)]
+    #[test]
+    fn a_link_in_the_spools_place_is_never_followed() -> io::Result<()> {
+        let home = tempfile::tempdir()?;
+        let elsewhere = tempfile::tempdir()?;
+        // What a spool would hold, kept where the link points.
+        let planted = ["00000000000000000042-7-0-3.json", RETRY_AFTER_FILE, "mine"];
+        for name in planted {
+            fs::write(elsewhere.path().join(name), "99999999999999999")?;
+        }
+        std::os::unix::fs::symlink(elsewhere.path(), home.path().join(SPOOL_DIR))?;
+        let spool = Spool::new(home.path());
+        let now = SystemTime::now();
+
+        assert!(spool.write(&body(1), 1, now, false).is_err());
+        assert!(spool.set_not_before(now).is_err());
+        assert!(!spool.usable());
+        assert!(spool.lock().is_none());
+        assert_eq!(spool.entries(), (Vec::new(), 0));
+        assert_eq!(spool.waiting_events(), 0);
+        assert!(spool.is_empty());
+        assert_eq!(spool.not_before(), None);
+        assert_eq!(spool.enforce_limits(now, None), Dropped::default());
+        spool.note_courier("a courier's line");
+        spool.clear_not_before();
+
+        let mut left: Vec<String> = fs::read_dir(elsewhere.path())?
+            .flatten()
+            .map(|f| f.file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort_unstable();
+        let mut expected = planted.map(String::from).to_vec();
+        expected.sort_unstable();
+        assert_eq!(left, expected, "only what was planted, untouched");
+        for name in planted {
+            assert_eq!(
+                fs::read_to_string(elsewhere.path().join(name))?,
+                "99999999999999999"
+            );
+        }
+        // Opting out removes the link, not what it points to.
+        spool.forget();
+        assert!(!home.path().join(SPOOL_DIR).exists());
+        assert_eq!(fs::read_dir(elsewhere.path())?.count(), planted.len());
         Ok(())
     }
 

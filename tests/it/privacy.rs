@@ -145,14 +145,32 @@ fn a_link_where_the_spool_should_be_is_not_written_through() {
     let elsewhere = tempfile::tempdir().expect("temp dir");
     std::os::unix::fs::symlink(elsewhere.path(), home.path().join("telemetry-spool"))
         .expect("plant a link");
+    let _no_courier_left = NoCourierLeft(home.path().to_path_buf());
     let dead = closed_port_endpoint();
-    let _ = run_example(
-        "devsy",
-        &["provider", "list"],
-        home.path(),
-        &[("DEVSY_TELEMETRY_ENDPOINT", dead.as_str())],
-    );
+    let run = || {
+        let output = run_example(
+            "devsy",
+            &["provider", "list"],
+            home.path(),
+            &[("CI", ""), ("DEVSY_TELEMETRY_ENDPOINT", dead.as_str())],
+        );
+        assert!(output.status.success());
+        // What a courier would do happens before the look.
+        assert!(finish_couriers(home.path(), Duration::from_secs(30)));
+    };
+    run();
     assert_eq!(files_under(elsewhere.path()), Vec::<String>::new());
+    // The same run without the link spools its events: the one above
+    // did try, and was refused.
+    std::fs::remove_file(home.path().join("telemetry-spool")).expect("remove the link");
+    run();
+    assert!(
+        files_under(home.path())
+            .iter()
+            .any(|f| f.starts_with("telemetry-spool/") && f.ends_with(".json")),
+        "{:?}",
+        files_under(home.path())
+    );
 }
 
 #[test]
