@@ -303,14 +303,14 @@ fn context_options(session: &mut Session<'_>) -> Result<String, CliError> {
 fn telemetry_status(session: &Session<'_>) -> Result<String, CliError> {
     let telemetry = &session.telemetry;
     let status = telemetry.status();
+    // Off: the rule says it all (and the notice is forgotten with the rest).
+    let (Some(exit), Some(destination)) = (telemetry.exit_mode(), telemetry.destination()) else {
+        return Ok(format!("telemetry: {status}"));
+    };
     let notice = if telemetry.notice_shown() {
         "shown"
     } else {
         "not shown"
-    };
-    // Off: the rule says it all (and the notice is forgotten with the rest).
-    let (Some(exit), Some(destination)) = (telemetry.exit_mode(), telemetry.destination()) else {
-        return Ok(format!("telemetry: {status}"));
     };
     // This process's counts so far, including what the spool of earlier
     // runs held. One line each, to grep.

@@ -385,20 +385,28 @@ impl Builder {
     /// sends: waiting for a consent that can never be kept would send
     /// nothing, ever.
     fn first_run_notice(&self, run: &Run) -> Result<(), DisabledBy> {
-        let text = match &self.notice {
-            Notice::Off => return Ok(()),
-            Notice::Default => notice::default_text(&run.app, self.opt_out_command.as_deref()),
-            Notice::Text(text) => text.clone(),
-        };
+        if matches!(self.notice, Notice::Off) {
+            return Ok(());
+        }
+        // Cheapest first: the file is looked at, and the text made, only on
+        // a run that may show it.
         let dir = run.config_dir.as_deref();
         if run.debug
             || run.env.is_given()
-            || dir.is_some_and(notice::shown)
             || exit::ci_variable(&run.env).is_some()
             || !notice::may_show()
+            || dir.is_some_and(notice::shown)
         {
             return Ok(());
         }
+        let text = match &self.notice {
+            Notice::Off => return Ok(()),
+            Notice::Default => std::borrow::Cow::Owned(notice::default_text(
+                &run.app,
+                self.opt_out_command.as_deref(),
+            )),
+            Notice::Text(text) => std::borrow::Cow::Borrowed(text.as_str()),
+        };
         match notice::show(dir, &text) {
             notice::Shown::Kept if self.notice_before_sending => Err(DisabledBy::FirstRunNotice),
             notice::Shown::Kept | notice::Shown::NotKept | notice::Shown::NotPrinted => Ok(()),

@@ -442,9 +442,7 @@ impl Shared {
             // After a write in progress, before any other.
             let _gate = lock(&self.spool_gate);
             self.disabled.store(true, Ordering::SeqCst);
-            if let Some(spool) = &self.config.spool {
-                spool.forget();
-            }
+            // The spool with the rest: `config.spool` is always this dir's.
             if let Some(dir) = &self.config.config_dir {
                 crate::files::forget(dir);
             }
