@@ -6,6 +6,8 @@ use std::collections::HashSet;
 
 use proc_macro2::{Span, TokenStream, TokenTree};
 use quote::quote;
+use syn::visit::{self, Visit};
+use syn::visit_mut::{self, VisitMut};
 use syn::{Expr, FnArg, Ident, Pat, PatType, Signature, Stmt};
 
 use crate::item::Body;
@@ -123,63 +125,48 @@ fn cfg_and_lint_attrs(typed: &PatType) -> Vec<syn::Attribute> {
         .collect()
 }
 
-/// Whether `pat` binds a name in `names`.
+/// Whether `pat` binds a name in `names`, wherever in it (an or-pattern
+/// too: syn's visitor knows every kind of pattern).
 fn binds_any(pat: &Pat, names: &HashSet<String>) -> bool {
-    let mut bound = Vec::new();
-    bindings(pat, &mut bound);
-    bound.iter().any(|ident| names.contains(&ident.to_string()))
-}
-
-fn bindings<'a>(pat: &'a Pat, out: &mut Vec<&'a Ident>) {
-    match pat {
-        Pat::Ident(binding) => {
-            out.push(&binding.ident);
-            if let Some((_, sub)) = &binding.subpat {
-                bindings(sub, out);
-            }
-        }
-        Pat::Tuple(tuple) => tuple.elems.iter().for_each(|p| bindings(p, out)),
-        Pat::TupleStruct(tuple) => tuple.elems.iter().for_each(|p| bindings(p, out)),
-        Pat::Struct(fields) => fields.fields.iter().for_each(|f| bindings(&f.pat, out)),
-        Pat::Slice(slice) => slice.elems.iter().for_each(|p| bindings(p, out)),
-        Pat::Reference(reference) => bindings(&reference.pat, out),
-        Pat::Paren(paren) => bindings(&paren.pat, out),
-        Pat::Type(typed) => bindings(&typed.pat, out),
-        _ => {}
+    struct Finds<'n> {
+        names: &'n HashSet<String>,
+        found: bool,
     }
+    impl<'ast> Visit<'ast> for Finds<'_> {
+        fn visit_pat_ident(&mut self, binding: &'ast syn::PatIdent) {
+            self.found |= self.names.contains(&binding.ident.to_string());
+            visit::visit_pat_ident(self, binding);
+        }
+    }
+    let mut finds = Finds {
+        names,
+        found: false,
+    };
+    finds.visit_pat(pat);
+    finds.found
 }
 
 /// `pat` for matching a reference: without `mut`, `ref` or a type, which
 /// the default binding mode makes references (edition 2024 refuses them
 /// there).
 fn by_reference(pat: &Pat) -> Pat {
-    let mut pat = pat.clone();
-    strip(&mut pat);
-    pat
-}
-
-fn strip(pat: &mut Pat) {
-    match pat {
-        Pat::Ident(binding) => {
+    struct Strip;
+    impl VisitMut for Strip {
+        fn visit_pat_mut(&mut self, pat: &mut Pat) {
+            if let Pat::Type(typed) = pat {
+                *pat = (*typed.pat).clone();
+            }
+            visit_mut::visit_pat_mut(self, pat);
+        }
+        fn visit_pat_ident_mut(&mut self, binding: &mut syn::PatIdent) {
             binding.by_ref = None;
             binding.mutability = None;
-            if let Some((_, sub)) = &mut binding.subpat {
-                strip(sub);
-            }
+            visit_mut::visit_pat_ident_mut(self, binding);
         }
-        Pat::Tuple(tuple) => tuple.elems.iter_mut().for_each(strip),
-        Pat::TupleStruct(tuple) => tuple.elems.iter_mut().for_each(strip),
-        Pat::Struct(fields) => fields.fields.iter_mut().for_each(|f| strip(&mut f.pat)),
-        Pat::Slice(slice) => slice.elems.iter_mut().for_each(strip),
-        Pat::Reference(reference) => strip(&mut reference.pat),
-        Pat::Paren(paren) => strip(&mut paren.pat),
-        Pat::Type(typed) => {
-            let inner = (*typed.pat).clone();
-            *pat = inner;
-            strip(pat);
-        }
-        _ => {}
     }
+    let mut pat = pat.clone();
+    Strip.visit_pat_mut(&mut pat);
+    pat
 }
 
 /// The names an expression's tokens mention, for [`params`].
@@ -308,6 +295,17 @@ mod tests {
     }
 
     #[test]
+    fn a_name_bound_anywhere_in_a_pattern_is_found() {
+        use syn::parse::Parser as _;
+        let names: HashSet<String> = ["x".to_string()].into();
+        let binds = |s: &str| binds_any(&Pat::parse_single.parse_str(s).expect("pattern"), &names);
+        assert!(binds("(Ok(x) | Err(x))"));
+        assert!(binds("S { a: [_, x @ 1..=2], .. }"));
+        assert!(binds("&(y, ref mut x)"));
+        assert!(!binds("(y, S { z, .. })"));
+    }
+
+    #[test]
     fn bound_by_reference_without_mut_ref_or_type() {
         let pat = |s: &str| {
             let pat = Pat::parse_single.parse_str(s).expect("pattern");
@@ -317,6 +315,8 @@ mod tests {
         use syn::parse::Parser as _;
         assert_eq!(pat("(mut a, ref b)"), "(a , b)");
         assert_eq!(pat("S { x, y: ref mut z }"), "S { x , y : z }");
+        assert_eq!(pat("(Ok(ref x) | Err(mut x))"), "(Ok (x) | Err (x))");
+        assert_eq!(pat("[ref a, ref mut b]"), "[a , b]");
     }
 
     #[test]

@@ -741,6 +741,12 @@ fn open(ide: Ide) {
     let _ = ide;
 }
 
+/// An or-pattern that binds by `ref`, used only by a property: bound again
+/// by reference for it (no `ref` there, which edition 2024 refuses), and
+/// not reported unused.
+#[telemetry_command("either", ide = name.as_str())]
+fn either((Ok(ref name) | Err(ref name)): Result<String, String>) {}
+
 static EVALUATIONS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
 fn count_evaluation() -> String {
@@ -781,6 +787,9 @@ fn properties_from_parameters_override_the_defaults() {
         2,
         "start and finished both carry the properties"
     );
+
+    let ((), events) = record(QUICK, || either(Err("zed".into())));
+    assert_eq!(events[0]["event"]["properties"]["ide"], "zed");
 }
 
 // ---- panics and telemetry off -------------------------------------------
