@@ -28,7 +28,7 @@ use tokio::sync::Semaphore;
 
 use crate::report::{self, Report, series::Series};
 use crate::respond::{pretty, problem};
-use crate::store::{QueryError, Source, Store};
+use crate::store::{QueryError, Reader, Source, Store};
 
 /// The default address: loopback, so that nothing is exposed by accident.
 pub const DEFAULT_ADDRESS: &str = "127.0.0.1:8788";
@@ -65,12 +65,10 @@ pub fn figures(
     since_us: Option<u64>,
     top: usize,
 ) -> Result<Figures, QueryError> {
-    let report = report::build(db, since_us, top)?;
-    let since = since_us.map_or(0, |s| i64::try_from(s).unwrap_or(i64::MAX));
     Ok(Figures {
-        report,
-        runs_per_day: report::series::daily(db, "command", since, DAILY_COMMANDS)?,
-        versions_per_day: report::series::daily(db, "version", since, DAILY_VERSIONS)?,
+        report: report::build(db, since_us, top)?,
+        runs_per_day: report::series::daily(db, "command", since_us, DAILY_COMMANDS)?,
+        versions_per_day: report::series::daily(db, "version", since_us, DAILY_VERSIONS)?,
     })
 }
 
@@ -150,8 +148,13 @@ pub fn router(store: Arc<Store>, options: &Options) -> Router {
         .with_state(board)
 }
 
-/// Computes the figures off the async threads (the queries block).
-async fn load(board: &Board, window: &Checked) -> Result<Figures, String> {
+/// Computes what a route shows (`compute`: the figures, or the report
+/// alone) for the window, off the async threads (the queries block).
+async fn load<T: Send + 'static>(
+    board: &Board,
+    window: &Checked,
+    compute: fn(&mut Reader, Option<u64>, usize) -> Result<T, QueryError>,
+) -> Result<T, String> {
     let busy = || "the dashboard is busy; try again".to_string();
     let turn = tokio::time::timeout(LOAD_WAIT, Arc::clone(&board.loads).acquire_owned())
         .await
@@ -163,7 +166,7 @@ async fn load(board: &Board, window: &Checked) -> Result<Figures, String> {
     // goes away does not free it while they still run.
     tokio::task::spawn_blocking(move || {
         let _turn = turn;
-        reader.snapshot(|r| figures(r, since, top))
+        reader.snapshot(|r| compute(r, since, top))
     })
     .await
     .map_err(|_| "the figures could not be computed".to_string())?
@@ -175,7 +178,7 @@ async fn html(State(board): State<Board>, Query(window): Query<Window>) -> Respo
         Ok(window) => window,
         Err(error) => return page_error(StatusCode::BAD_REQUEST, &error),
     };
-    match load(&board, &window).await {
+    match load(&board, &window, figures).await {
         Ok(figures) => (
             [(
                 header::CONTENT_TYPE,
@@ -188,25 +191,26 @@ async fn html(State(board): State<Board>, Query(window): Query<Window>) -> Respo
     }
 }
 
+/// Only the report's queries: the charts' are not run for it.
 async fn report_json(State(board): State<Board>, Query(window): Query<Window>) -> Response {
-    json_of(&board, window, |figures| figures.report).await
+    json_of(&board, window, report::build).await
 }
 
 async fn dashboard_json(State(board): State<Board>, Query(window): Query<Window>) -> Response {
-    json_of(&board, window, |figures| figures).await
+    json_of(&board, window, figures).await
 }
 
-async fn json_of<T: Serialize>(
+async fn json_of<T: Serialize + Send + 'static>(
     board: &Board,
     window: Window,
-    part: impl FnOnce(Figures) -> T,
+    compute: fn(&mut Reader, Option<u64>, usize) -> Result<T, QueryError>,
 ) -> Response {
     let window = match window.check() {
         Ok(window) => window,
         Err(error) => return problem(StatusCode::BAD_REQUEST, &error),
     };
-    match load(board, &window).await {
-        Ok(figures) => pretty(StatusCode::OK, &part(figures)),
+    match load(board, &window, compute).await {
+        Ok(value) => pretty(StatusCode::OK, &value),
         Err(error) => problem(StatusCode::SERVICE_UNAVAILABLE, &error),
     }
 }

@@ -7,6 +7,7 @@ use axum::http::StatusCode;
 
 use super::Figures;
 use super::charts::{accent, bar, pair, stacked_days, text};
+use crate::report::render::and_more;
 use crate::report::{CommandStats, Count, Report};
 
 const STYLE: &str = "
@@ -203,7 +204,7 @@ fn commands(out: &mut String, report: &Report) {
         );
     }
     out.push_str("</tbody></table>");
-    more(out, report.left_out.commands, "commands");
+    more(out, report.left_out.commands, "command", "commands");
     out.push_str("</section>");
 }
 
@@ -268,13 +269,14 @@ fn shares(out: &mut String, id: &str, title: &str, counts: &[Count], left: u64, 
         );
     }
     out.push_str("</tbody></table>");
-    more(out, left, "values");
+    more(out, left, "value", "values");
     out.push_str("</div>");
 }
 
-fn more(out: &mut String, n: u64, what: &str) {
-    if n > 0 {
-        let _ = write!(out, "<p class=\"more\">… and {n} more {what}</p>");
+/// `one` and `many` are constants: nothing stored reaches this text.
+fn more(out: &mut String, n: u64, one: &str, many: &str) {
+    if let Some(line) = and_more(n, one, many) {
+        let _ = write!(out, "<p class=\"more\">{line}</p>");
     }
 }
 

@@ -20,7 +20,7 @@ use std::collections::BTreeMap;
 use devsy_telemetry_wire::DEFAULT_SLOW_THRESHOLD;
 use serde::Serialize;
 
-use crate::store::{QueryError, Source};
+use crate::store::{QueryError, Source, sql};
 
 pub use dates::parse_since;
 pub use render::render;
@@ -115,7 +115,7 @@ pub fn build(
     top: usize,
 ) -> Result<Report, QueryError> {
     let top = top.max(1);
-    let since = since_us.map_or(0, |s| i64::try_from(s).unwrap_or(i64::MAX));
+    let since = since_us.map_or(0, sql::int);
     let (mut events, mut machines, mut runs) = (0, 0, 0);
     db.each(
         "SELECT COUNT(*), COUNT(DISTINCT machine_id), COUNT(*) FILTER (WHERE finished = 0)

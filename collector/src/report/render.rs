@@ -111,13 +111,15 @@ pub fn render(report: &Report) -> String {
 
 /// `… and N more commands`, when some were left out.
 fn more(out: &mut String, indent: &str, n: u64, one: &str, many: &str) {
-    if n > 0 {
-        let _ = writeln!(
-            out,
-            "{indent}… and {n} more {}",
-            if n == 1 { one } else { many }
-        );
+    if let Some(line) = and_more(n, one, many) {
+        let _ = writeln!(out, "{indent}{line}");
     }
+}
+
+/// "… and 2 more commands" ("… and 1 more command"): what a list left
+/// out, for the text report and the dashboard; `None` when nothing was.
+pub fn and_more(n: u64, one: &str, many: &str) -> Option<String> {
+    (n > 0).then(|| format!("… and {n} more {}", if n == 1 { one } else { many }))
 }
 
 /// One character as it is shown: a newline as ` ⏎ `, a backslash doubled
@@ -226,5 +228,18 @@ mod tests {
         let cut = cell(&"日本".repeat(10), 9);
         assert!(columns(&cut) <= 9, "{cut}");
         assert_eq!(pad("日本", 6), "日本  ");
+    }
+
+    #[test]
+    fn what_a_list_left_out_is_counted_in_words() {
+        assert_eq!(and_more(0, "value", "values"), None);
+        assert_eq!(
+            and_more(1, "value", "values").as_deref(),
+            Some("… and 1 more value")
+        );
+        assert_eq!(
+            and_more(2, "value", "values").as_deref(),
+            Some("… and 2 more values")
+        );
     }
 }

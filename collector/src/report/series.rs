@@ -5,7 +5,7 @@
 use serde::Serialize;
 
 use super::dates::format_day;
-use crate::store::{QueryError, Source};
+use crate::store::{QueryError, Source, sql};
 
 const DAY_US: i64 = 86_400_000_000;
 
@@ -40,7 +40,7 @@ pub const OTHER: &str = "(other)";
 pub fn daily(
     db: &mut impl Source,
     column: &str,
-    since: i64,
+    since_us: Option<u64>,
     top: usize,
 ) -> Result<Series, QueryError> {
     let mut cells: Vec<(String, i64, u64)> = Vec::new();
@@ -49,7 +49,7 @@ pub fn daily(
             "SELECT {column}, timestamp_us / {DAY_US} AS day, COUNT(*) FROM events
              WHERE finished = 0 AND timestamp_us >= $1 GROUP BY {column}, day"
         ),
-        &[since],
+        &[since_us.map_or(0, sql::int)],
         &mut |row| {
             cells.push((row.text(0)?, row.int(1)?, row.count(2)?));
             Ok(())
