@@ -160,10 +160,20 @@ fn the_json_is_the_reports_for_the_same_window() {
     let dir = tempfile::tempdir().expect("temp dir");
     let db = dir.path().join("t.db");
     let collector = with_dashboard(&db, &[]);
-    fill_with_history(&collector, 10);
+    let (first_us, last_us) = fill_with_history(&collector, 10);
+    let (_, all) = get_json(&agent(), &collector.board("/api/dashboard"));
+    let days = all["runs_per_day"]["days"].as_array().expect("days");
+    // Ten days back from now, minutes apart: eleven UTC days just after
+    // midnight.
+    let spanned = usize::try_from(last_us / DAY_US - first_us / DAY_US + 1).expect("small");
+    assert_eq!(days.len(), spanned, "{all:#}");
+    // A day in the middle of the data: the window leaves some out.
+    let since = days[5].as_str().expect("a day").to_string();
+    let since_query = format!("?since={since}");
+    let mut in_window = Vec::new();
     for (query, args) in [
         ("", &[][..]),
-        ("?since=2026-01-01", &["--since", "2026-01-01"][..]),
+        (since_query.as_str(), &["--since", since.as_str()][..]),
         ("?top=2", &["--top", "2"][..]),
     ] {
         let (status, served) = get_json(&agent(), &collector.board(&format!("/api/report{query}")));
@@ -174,10 +184,12 @@ fn the_json_is_the_reports_for_the_same_window() {
             &collector.board(&format!("/api/dashboard{query}")),
         );
         assert_eq!(all["report"], served, "{query}");
+        in_window.push(served["events"].as_u64().expect("events"));
     }
-    let (_, all) = get_json(&agent(), &collector.board("/api/dashboard"));
-    let days = all["runs_per_day"]["days"].as_array().expect("days");
-    assert_eq!(days.len(), 10, "{all:#}");
+    assert!(
+        0 < in_window[1] && in_window[1] < in_window[0],
+        "since {since}: {in_window:?}"
+    );
     let (status, error) = get_json(&agent(), &collector.board("/api/report?since=yesterday"));
     assert_eq!(status, 400);
     assert!(
@@ -191,8 +203,9 @@ fn the_json_is_the_reports_for_the_same_window() {
 }
 
 /// Posts `days` days of runs from a dozen machines: versions replacing
-/// each other, a few providers and IDEs, failures with durations.
-fn fill_with_history(collector: &Collector, days: u64) {
+/// each other, a few providers and IDEs, failures with durations. The
+/// first and the last event's time.
+fn fill_with_history(collector: &Collector, days: u64) -> (u64, u64) {
     let now = now_micros();
     let commands = [
         ("devsy up", 9, 4),
@@ -248,6 +261,13 @@ fn fill_with_history(collector: &Collector, days: u64) {
         let (status, answer) = post(&agent(), &collector.endpoint(), &batch(chunk));
         assert_eq!(status, 200, "{answer}");
     }
+    let times = events
+        .iter()
+        .map(|e| e["event"]["timestamp"].as_u64().expect("a time"));
+    (
+        times.clone().min().expect("events"),
+        times.max().expect("events"),
+    )
 }
 
 /// What the page shows, read from the browser's DOM.
@@ -294,7 +314,7 @@ fn in_a_real_browser_the_charts_and_tables_say_what_the_report_says() {
     let dir = tempfile::tempdir().expect("temp dir");
     let db = dir.path().join("t.db");
     let collector = with_dashboard(&db, &[]);
-    fill_with_history(&collector, 30);
+    let _ = fill_with_history(&collector, 30);
     // And the example itself, with a command that is markup.
     let home = dir.path().join("home");
     std::fs::create_dir_all(&home).expect("home");

@@ -85,8 +85,15 @@ fn varied_events() -> Vec<Value> {
             ));
         }
     }
+    // Two runs on 2024-06-01, which `--since 2025-01-01` leaves out.
+    for n in 0..2 {
+        events.push(start_event(n, "devsy old", OLD + u64::from(n)));
+    }
     events
 }
+
+/// 2024-06-01T00:00:00Z, in microseconds.
+const OLD: u64 = 1_717_200_000_000_000;
 
 #[test]
 fn the_report_is_the_same_from_sqlite_and_postgres() {
@@ -100,17 +107,22 @@ fn the_report_is_the_same_from_sqlite_and_postgres() {
         let collector = Collector::start(db);
         let (status, answer) = post(&agent(), &collector.endpoint(), &body);
         assert_eq!(status, 200, "{answer}");
-        assert_eq!(answer["stored"], json!(8));
+        assert_eq!(answer["stored"], json!(10));
         // Sent again: stored once, by the same unique key.
         let (_, again) = post(&agent(), &collector.endpoint(), &body);
-        assert_eq!(again, json!({"stored": 0, "duplicates": 8}));
+        assert_eq!(again, json!({"stored": 0, "duplicates": 10}));
     }
-    for args in [&[][..], &["--top", "2"][..], &["--since", "2026-01-01"][..]] {
+    for args in [&[][..], &["--top", "2"][..], &["--since", "2025-01-01"][..]] {
         let from_sqlite = report_json_with(&sqlite, args);
         let from_postgres = report_json_with(&pg.url, args);
         assert_eq!(from_sqlite, from_postgres, "report {args:?}");
     }
-    assert_eq!(report_json(&pg.url)["events"], json!(8));
+    assert_eq!(report_json(&pg.url)["events"], json!(10));
+    assert_eq!(
+        report_json_with(&pg.url, &["--since", "2025-01-01"])["events"],
+        json!(8),
+        "the two runs of 2024 are left out"
+    );
 }
 
 #[test]

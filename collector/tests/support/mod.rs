@@ -70,6 +70,9 @@ impl Collector {
             .args(["serve", "--listen", "127.0.0.1:0", "--db"])
             .arg(db)
             .args(extra)
+            // A token from the shell would turn every tokenless test's
+            // dashboard into a 401.
+            .env_remove("DEVSY_DASHBOARD_TOKEN")
             .stderr(match stderr {
                 Stderr::Piped | Stderr::Broken => Stdio::piped(),
                 Stderr::Closed => Stdio::null(),
