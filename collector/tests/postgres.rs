@@ -199,6 +199,57 @@ fn healthz_follows_the_server_without_a_batch() {
     );
 }
 
+/// A collector whose whole pool waits on ingest is busy, not cut off from
+/// its server: `/healthz` stays 200 (the watcher has its own connection).
+#[test]
+fn a_pool_busy_with_ingest_leaves_healthz_at_200() {
+    let Some(pg) = postgres::database() else {
+        return;
+    };
+    let collector = Collector::start_with(pg.url.as_str(), &["--pool-size", "1"], Stderr::Piped);
+    health_becomes(&collector, 200);
+    // Inserts wait while this holds the table; reads do not.
+    let _lock = pg.hold("BEGIN; LOCK TABLE events IN SHARE MODE; SELECT pg_sleep(8); COMMIT;");
+    let waits = |sql: &str| {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while pg.query(sql) != "1" {
+            assert!(Instant::now() < deadline, "not within 10 s: {sql}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    waits(
+        "SELECT count(*) FROM pg_locks WHERE relation = 'events'::regclass \
+         AND mode = 'ShareLock' AND granted",
+    );
+    let endpoint = collector.endpoint();
+    let sent = std::thread::spawn(move || {
+        post(
+            &agent(),
+            &endpoint,
+            &batch(&[start_event(1, "devsy up", now_micros())]),
+        )
+        .0
+    });
+    // The pool's one connection is inside that insert, waiting.
+    waits(
+        "SELECT count(*) FROM pg_stat_activity \
+         WHERE wait_event_type = 'Lock' AND query LIKE 'INSERT INTO events%'",
+    );
+    // Longer than a look's wait (2 s) and its period (1 s) together.
+    let until = Instant::now() + Duration::from_secs(4);
+    while Instant::now() < until {
+        let (status, answer) = get_json(&agent(), &collector.url("/healthz"));
+        assert_eq!(status, 200, "{answer}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(
+        sent.join().expect("the post"),
+        200,
+        "stored once the lock goes"
+    );
+    assert_eq!(pg.count(), 1);
+}
+
 /// A client's attempt: `None` when the collector could not be reached.
 fn try_post(agent: &ureq::Agent, url: &str, body: &[u8]) -> Option<(u16, Value)> {
     let mut response = agent

@@ -167,53 +167,85 @@ impl Drop for Pool {
     }
 }
 
-/// Asks the server how much the events take: an answer says it is
-/// reachable, and whether they are at `max_bytes` (table and indexes, not
-/// the whole database, which may hold other things; the server's disk is
-/// its own to watch).
-async fn look(pool: &deadpool_postgres::Pool, max_bytes: u64) -> Seen {
+/// Asks the server how much the events take, on the watcher's own
+/// connection (made again when it was lost): an answer says the server is
+/// reachable, and whether the events are at `max_bytes` (table and
+/// indexes, not the whole database, which may hold other things; the
+/// server's disk is its own to watch). Not through the pool: a pool busy
+/// with ingest is a busy collector, not an unreachable server.
+async fn look(
+    config: &tokio_postgres::Config,
+    client: &mut Option<tokio_postgres::Client>,
+    max_bytes: u64,
+) -> Result<Option<String>, String> {
     let asked = tokio::time::timeout(WATCH_WAIT, async {
-        let client = pool.get().await.map_err(|e| pool_error(&e))?;
-        let rows = client
+        let connected = match client.take().filter(|c| !c.is_closed()) {
+            Some(connected) => connected,
+            None => {
+                let (connected, connection) =
+                    config.connect(NoTls).await.map_err(|e| describe(&e))?;
+                // Ends when the client is dropped, or the server goes.
+                tokio::spawn(async move {
+                    let _ = connection.await;
+                });
+                connected
+            }
+        };
+        let rows = connected
             .query_typed("SELECT pg_total_relation_size('events')", &[])
             .await
-            .map_err(|e| describe(&e))?;
-        rows.first()
+            .map_err(|e| describe(&e));
+        *client = Some(connected);
+        rows?
+            .first()
             .and_then(|row| row.try_get::<_, i64>(0).ok())
             .ok_or_else(|| "no size for the events table".to_string())
     })
     .await;
-    match asked {
-        Ok(Ok(bytes)) => Seen {
-            unreachable: None,
-            full: u64::try_from(bytes)
-                .ok()
-                .filter(|bytes| *bytes >= max_bytes)
-                .map(|bytes| {
-                    format!(
-                        "the events take {} MiB, at the cap of {} MiB",
-                        mib(bytes),
-                        mib(max_bytes)
-                    )
-                }),
-        },
-        Ok(Err(e)) => Seen {
-            unreachable: Some(format!("the database does not answer: {e}")),
-            full: None,
-        },
-        Err(_) => Seen {
-            unreachable: Some(format!("the database did not answer within {WATCH_WAIT:?}")),
-            full: None,
-        },
+    let bytes = match asked {
+        Ok(Ok(bytes)) => bytes,
+        Ok(Err(e)) => return Err(format!("the database does not answer: {e}")),
+        Err(_) => return Err(format!("the database did not answer within {WATCH_WAIT:?}")),
+    };
+    Ok(u64::try_from(bytes)
+        .ok()
+        .filter(|bytes| *bytes >= max_bytes)
+        .map(|bytes| {
+            format!(
+                "the events take {} MiB, at the cap of {} MiB",
+                mib(bytes),
+                mib(max_bytes)
+            )
+        }))
+}
+
+/// Looks every [`WATCH_EVERY`], until aborted with its pool.
+async fn watch(
+    config: tokio_postgres::Config,
+    mut client: Option<tokio_postgres::Client>,
+    max_bytes: u64,
+    seen: Arc<Mutex<Seen>>,
+) {
+    loop {
+        tokio::time::sleep(WATCH_EVERY).await;
+        let looked = look(&config, &mut client, max_bytes).await;
+        seen.lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .update(looked);
     }
 }
 
-/// Looks again every [`WATCH_EVERY`], until aborted with its pool.
-async fn watch(pool: deadpool_postgres::Pool, max_bytes: u64, seen: Arc<Mutex<Seen>>) {
-    loop {
-        tokio::time::sleep(WATCH_EVERY).await;
-        let now = look(&pool, max_bytes).await;
-        *seen.lock().unwrap_or_else(PoisonError::into_inner) = now;
+impl Seen {
+    /// What a look found: the size, or why the server did not answer (the
+    /// size last seen is kept: the cap still applies meanwhile).
+    fn update(&mut self, looked: Result<Option<String>, String>) {
+        match looked {
+            Ok(full) => {
+                self.unreachable = None;
+                self.full = full;
+            }
+            Err(why) => self.unreachable = Some(why),
+        }
     }
 }
 
@@ -283,8 +315,12 @@ impl Pool {
         .map_err(&err)?;
         tx.commit().await.map_err(&err)?;
         drop(client);
-        let seen = Arc::new(Mutex::new(look(&pool, max_bytes).await));
-        let watcher = tokio::spawn(watch(pool.clone(), max_bytes, Arc::clone(&seen)));
+        let config = (*url.config).clone();
+        let mut client = None;
+        let mut first = Seen::default();
+        first.update(look(&config, &mut client, max_bytes).await);
+        let seen = Arc::new(Mutex::new(first));
+        let watcher = tokio::spawn(watch(config, client, max_bytes, Arc::clone(&seen)));
         Ok(Self {
             pool,
             url: url.clone(),

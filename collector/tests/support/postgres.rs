@@ -107,6 +107,27 @@ impl TestDatabase {
         psql(&self.url, sql)
     }
 
+    /// Runs `sql` in this database from a psql of its own, in the
+    /// background, until it ends or the [`Held`] is dropped.
+    pub fn hold(&self, sql: &str) -> Held {
+        let child = bounded(&mut Command::new("psql"))
+            .args([
+                "-X",
+                "-q",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-d",
+                &self.url,
+                "-c",
+                sql,
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("run psql (the PostgreSQL client)");
+        Held(child)
+    }
+
     /// Rows in `events`.
     pub fn count(&self) -> i64 {
         self.query("SELECT COUNT(*) FROM events")
@@ -124,5 +145,15 @@ impl Drop for TestDatabase {
                 self.name
             ))
             .output();
+    }
+}
+
+/// A psql run in the background: killed, by its id, when dropped.
+pub struct Held(std::process::Child);
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
 }
