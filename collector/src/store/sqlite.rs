@@ -224,24 +224,38 @@ pub fn free_bytes(_path: &Path) -> Option<u64> {
     None
 }
 
+/// How long a batch that could not be stored keeps `/healthz` at 503
+/// without another: then it answers 200 and the next batch decides. Only
+/// batches prove SQLite can store again, and a collector a load balancer
+/// took out gets none: held for good, it would never come back.
+const FAILURE_HOLD: Duration = Duration::from_secs(10);
+
 /// Whether the writer can store: `/healthz` says so, with the reason.
 #[derive(Debug, Default)]
 pub struct Health {
-    problem: Mutex<Option<String>>,
+    /// The last failure, and when it was.
+    failed: Mutex<Option<(Instant, String)>>,
 }
 
 impl Health {
-    /// `None` when the last batch was stored (or none came yet); else why
-    /// it was not.
+    /// Why the last batch was not stored, for [`FAILURE_HOLD`] after it;
+    /// `None` once one was stored, or rows were pruned, since.
     pub fn problem(&self) -> Option<String> {
-        self.problem
+        self.problem_at(Instant::now())
+    }
+
+    fn problem_at(&self, now: Instant) -> Option<String> {
+        self.failed
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+            .as_ref()
+            .filter(|(at, _)| now.saturating_duration_since(*at) < FAILURE_HOLD)
+            .map(|(_, problem)| problem.clone())
     }
 
     fn set(&self, problem: Option<String>) {
-        *self.problem.lock().unwrap_or_else(PoisonError::into_inner) = problem;
+        *self.failed.lock().unwrap_or_else(PoisonError::into_inner) =
+            problem.map(|problem| (Instant::now(), problem));
     }
 }
 
@@ -302,7 +316,8 @@ impl Writer {
 
 /// Starts the writer thread on `conn`. It stores jobs in order until every
 /// sender is dropped. A batch that cannot be stored is answered with the
-/// error and marks the writer unhealthy until one is stored again; a
+/// error and marks the writer unhealthy until one is stored again, rows
+/// are pruned, or [`FAILURE_HOLD`] passes without another failure; a
 /// panic while storing (none is known) ends the thread, which
 /// [`Background::stopped`] reports, so the collector exits instead of
 /// answering 503 forever.
@@ -332,6 +347,11 @@ pub(super) fn spawn_writer(
                                 pruning.log(|n| format!("pruning failed ({n} times): {e}"));
                                 0
                             });
+                            // Room was made: a full database may take
+                            // batches again.
+                            if deleted > 0 {
+                                health.set(None);
+                            }
                             let _ = reply.send(deleted);
                             continue;
                         }
@@ -389,6 +409,23 @@ mod tests {
     fn count(conn: &Connection) -> i64 {
         conn.query_row("SELECT COUNT(*) FROM events", [], |r| r.get(0))
             .expect("count")
+    }
+
+    #[test]
+    fn a_failure_is_held_for_a_while_then_the_next_batch_decides() {
+        let health = Health::default();
+        assert_eq!(health.problem(), None);
+        health.set(Some("the database is full".into()));
+        let now = Instant::now();
+        assert_eq!(
+            health.problem_at(now).as_deref(),
+            Some("the database is full")
+        );
+        assert!(health.problem_at(now + FAILURE_HOLD / 2).is_some());
+        assert_eq!(health.problem_at(now + FAILURE_HOLD), None);
+        health.set(Some("again".into()));
+        health.set(None);
+        assert_eq!(health.problem(), None, "a stored batch clears it");
     }
 
     #[test]
