@@ -77,8 +77,8 @@ const COLUMNS: &str = "received_us, type, machine_id, timestamp_us, command, fin
 /// The values of one row, in the order of the insert's columns.
 pub const PER_ROW: usize = 15;
 
-/// Rows per insert statement: 15 000 values, under SQLite's limit of
-/// 32 766 and PostgreSQL's of 65 535.
+/// Rows per PostgreSQL insert statement: 15 000 values, under its limit
+/// of 65 535 parameters (SQLite inserts one row a statement).
 pub const ROWS_PER_INSERT: usize = 1_000;
 
 /// An insert of `rows` rows in one statement; an event already stored

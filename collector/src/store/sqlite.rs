@@ -8,7 +8,7 @@
 //! request is answered.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, LazyLock, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, OpenFlags, params_from_iter};
@@ -127,15 +127,19 @@ impl rusqlite::ToSql for Param<'_> {
 
 /// Stores `rows` in one transaction: all of them or, on error, none.
 pub fn insert(conn: &mut Connection, rows: &[Row]) -> rusqlite::Result<Stored> {
+    // One row a statement, prepared once: SQLite has no round trips to
+    // save, and one statement per batch size would compile a new one of
+    // up to 15,000 parameters whenever the sizes vary.
+    static INSERT_ONE: LazyLock<String> =
+        LazyLock::new(|| Dialect::Sqlite.sql(&sql::insert(1)).into_owned());
     let received = now_us();
     let tx = conn.transaction()?;
     let mut stored = 0;
-    for chunk in rows.chunks(sql::ROWS_PER_INSERT) {
-        let text = sql::insert(chunk.len());
-        let mut insert = tx.prepare_cached(&Dialect::Sqlite.sql(&text))?;
-        stored += insert.execute(params_from_iter(
-            chunk.iter().flat_map(|row| sql::params(row, received)),
-        ))?;
+    {
+        let mut insert = tx.prepare_cached(&INSERT_ONE)?;
+        for row in rows {
+            stored += insert.execute(params_from_iter(sql::params(row, received)))?;
+        }
     }
     tx.commit()?;
     Ok(Stored {
