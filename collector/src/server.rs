@@ -116,14 +116,14 @@ async fn insert(
         .max(1);
     // One address holds at most its share, so a few that stall uploads
     // cannot spend the whole budget on the others.
-    let Some(_share) = PerClient::take(&app.shares, peer.ip(), u64::from(kib)) else {
+    let Some(share) = PerClient::take(&app.shares, peer.ip(), u64::from(kib)) else {
         return retry_later(
             StatusCode::SERVICE_UNAVAILABLE,
             RETRY_AFTER_BUSY,
             "too many request bodies in memory from this address; try again",
         );
     };
-    let Ok(_reserved) = Arc::clone(&app.budget).try_acquire_many_owned(kib) else {
+    let Ok(budget) = Arc::clone(&app.budget).try_acquire_many_owned(kib) else {
         return retry_later(
             StatusCode::SERVICE_UNAVAILABLE,
             RETRY_AFTER_BUSY,
@@ -161,6 +161,10 @@ async fn insert(
         Ok(rows) => rows,
         Err(rejection) => return answer(StatusCode::BAD_REQUEST, &rejection),
     };
+    // The rows own their strings; the reservation now covers them, until
+    // the store is done with them.
+    drop(bytes);
+    let reserved: store::Reserved = Box::new((share, budget));
     if rows.is_empty() {
         return answer(
             StatusCode::OK,
@@ -183,7 +187,7 @@ async fn insert(
     // A database that does not answer (a stuck disk, a lost server) does
     // not hold the client forever; what it commits later is stored once
     // all the same.
-    let Ok(done) = tokio::time::timeout(STORE_ANSWER, app.store.store(rows)).await else {
+    let Ok(done) = tokio::time::timeout(STORE_ANSWER, app.store.store(rows, reserved)).await else {
         return retry_later(
             StatusCode::SERVICE_UNAVAILABLE,
             RETRY_AFTER_BUSY,

@@ -26,6 +26,10 @@ pub use sqlite::Durability;
 #[cfg(test)]
 pub use sqlite::{insert as insert_sqlite, open_for_writing as open_sqlite};
 
+/// What a request holds while its rows are in memory (its share of the
+/// body budget), released when the store is done with them.
+pub type Reserved = Box<dyn Send>;
+
 /// One event, checked, as it is stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Row {
@@ -243,11 +247,16 @@ impl Store {
     }
 
     /// Stores `rows` in one transaction, all or none, and answers once it
-    /// committed.
-    pub async fn store(&self, rows: Vec<Row>) -> Result<Stored, Failure> {
+    /// committed. `reserved` (what the request reserved for its body) is
+    /// dropped with the rows, not before: a batch still waiting in
+    /// SQLite's queue after its request gave up still counts.
+    pub async fn store(&self, rows: Vec<Row>, reserved: Reserved) -> Result<Stored, Failure> {
         match self {
-            Self::Sqlite(writer) => writer.store(rows).await,
-            Self::Postgres(pool) => pool.store(&rows).await,
+            Self::Sqlite(writer) => writer.store(rows, reserved).await,
+            Self::Postgres(pool) => {
+                let _reserved = reserved;
+                pool.store(&rows).await
+            }
         }
     }
 

@@ -16,7 +16,8 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::sql::{self, Cell, Cells, Dialect, Param, Shape};
 use super::{
-    Background, Failure, PRUNE_CHUNK, Problem, QueryError, Row, StoreError, Stored, mib, now_us,
+    Background, Failure, PRUNE_CHUNK, Problem, QueryError, Reserved, Row, StoreError, Stored, mib,
+    now_us,
 };
 use crate::log::log;
 
@@ -200,6 +201,8 @@ pub(super) fn each(
 enum Job {
     Store {
         rows: Vec<Row>,
+        /// Dropped after the insert, with the rows.
+        reserved: Reserved,
         reply: oneshot::Sender<Result<Stored, Failure>>,
     },
     Prune {
@@ -276,11 +279,19 @@ pub struct Writer {
 }
 
 impl Writer {
-    pub(super) async fn store(&self, rows: Vec<Row>) -> Result<Stored, Failure> {
+    pub(super) async fn store(
+        &self,
+        rows: Vec<Row>,
+        reserved: Reserved,
+    ) -> Result<Stored, Failure> {
         let (reply, done) = oneshot::channel();
         let gone = || Failure::Other("the database writer stopped".into());
         self.jobs
-            .send(Job::Store { rows, reply })
+            .send(Job::Store {
+                rows,
+                reserved,
+                reply,
+            })
             .await
             .map_err(|_| gone())?;
         done.await.map_err(|_| gone())?
@@ -344,8 +355,12 @@ pub(super) fn spawn_writer(
                 let mut pruning = crate::log::RateLimited::new(Duration::from_secs(10));
                 let mut storing = crate::log::RateLimited::new(Duration::from_secs(10));
                 while let Some(job) = rx.blocking_recv() {
-                    let (rows, reply) = match job {
-                        Job::Store { rows, reply } => (rows, reply),
+                    let (rows, _reserved, reply) = match job {
+                        Job::Store {
+                            rows,
+                            reserved,
+                            reply,
+                        } => (rows, reserved, reply),
                         Job::Prune { before_us, reply } => {
                             let deleted = prune(&conn, before_us).unwrap_or_else(|e| {
                                 pruning.log(|n| format!("pruning failed ({n} times): {e}"));
