@@ -4,8 +4,9 @@
 //!
 //! The address is the connection's peer: behind a reverse proxy it is the
 //! proxy's, so rate-limit there. The table of addresses is bounded: past
-//! [`MAX_CLIENTS`] it forgets those whose buckets have refilled, and if
-//! every one is busy, a new address shares one bucket with the other
+//! [`MAX_CLIENTS`] it forgets those whose buckets have refilled (looked for
+//! at most once per [`SWEEP_EVERY`]: a look walks the whole table under its
+//! lock), and until one is, a new address shares one bucket with the other
 //! newcomers.
 
 use std::collections::HashMap;
@@ -31,6 +32,9 @@ pub fn client_of(address: IpAddr) -> IpAddr {
 
 /// Addresses remembered at once.
 pub const MAX_CLIENTS: usize = 100_000;
+
+/// How often a full table is searched for clients to forget.
+const SWEEP_EVERY: Duration = Duration::from_secs(1);
 
 /// A rate and its burst.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -99,7 +103,14 @@ struct Client {
 pub struct Quota {
     requests: Rate,
     events: Rate,
-    clients: Mutex<HashMap<IpAddr, Client>>,
+    clients: Mutex<Clients>,
+}
+
+#[derive(Debug, Default)]
+struct Clients {
+    by_address: HashMap<IpAddr, Client>,
+    /// When a full table was last searched for idle clients.
+    swept: Option<Instant>,
 }
 
 /// Where newcomers go when the table is full of busy clients.
@@ -110,7 +121,7 @@ impl Quota {
         Self {
             requests,
             events,
-            clients: Mutex::new(HashMap::new()),
+            clients: Mutex::new(Clients::default()),
         }
     }
 
@@ -132,16 +143,23 @@ impl Quota {
 
     fn with<R>(&self, client: IpAddr, now: Instant, f: impl FnOnce(&mut Client, &Self) -> R) -> R {
         let client = client_of(client);
-        let mut clients = self.clients.lock().unwrap_or_else(PoisonError::into_inner);
-        if clients.len() >= MAX_CLIENTS && !clients.contains_key(&client) {
-            self.forget_idle(&mut clients, now);
+        let mut table = self.clients.lock().unwrap_or_else(PoisonError::into_inner);
+        let Clients { by_address, swept } = &mut *table;
+        let newcomer = |clients: &HashMap<IpAddr, Client>| {
+            clients.len() >= MAX_CLIENTS && !clients.contains_key(&client)
+        };
+        if newcomer(by_address)
+            && swept.is_none_or(|at| now.saturating_duration_since(at) >= SWEEP_EVERY)
+        {
+            self.forget_idle(by_address, now);
+            *swept = Some(now);
         }
-        let key = if clients.len() >= MAX_CLIENTS && !clients.contains_key(&client) {
+        let key = if newcomer(by_address) {
             OVERFLOW
         } else {
             client
         };
-        let entry = clients.entry(key).or_insert_with(|| Client {
+        let entry = by_address.entry(key).or_insert_with(|| Client {
             requests: Bucket::full(self.requests, now),
             events: Bucket::full(self.events, now),
         });
@@ -297,5 +315,30 @@ mod tests {
                 .is_err()
         );
         assert_eq!(quota.events(ONE, 1, later + Duration::from_secs(8)), Ok(()));
+    }
+
+    #[test]
+    fn a_full_table_is_searched_at_most_once_a_second_and_newcomers_share_meanwhile() {
+        let quota = quota();
+        let base = Instant::now();
+        let at = |ms: u64| base + Duration::from_millis(ms);
+        // A full table of busy clients: each spent its whole event burst,
+        // refilled 3 s later (300 at 100 per second).
+        for n in 0..u32::try_from(MAX_CLIENTS).expect("small") {
+            let address = IpAddr::V4(std::net::Ipv4Addr::from(0x0a00_0000 + n));
+            assert_eq!(quota.events(address, 300, base), Ok(()));
+        }
+        let newcomer = |n: u8| IpAddr::V4(std::net::Ipv4Addr::new(192, 0, 2, n));
+        // Searched, nobody idle yet: the newcomers share one bucket.
+        assert_eq!(quota.events(newcomer(1), 300, at(2_900)), Ok(()));
+        assert!(quota.events(newcomer(2), 300, at(2_900)).is_err(), "shared");
+        // Everyone has refilled, but the table was searched 0.6 s ago.
+        assert!(
+            quota.events(newcomer(3), 300, at(3_500)).is_err(),
+            "not searched"
+        );
+        // A second on: searched, the idle forgotten, a bucket of its own.
+        assert_eq!(quota.events(newcomer(4), 300, at(3_900)), Ok(()));
+        assert_eq!(quota.events(newcomer(5), 300, at(3_900)), Ok(()));
     }
 }
