@@ -46,16 +46,21 @@ pub struct Limits {
     pub max_lifetime: Duration,
 }
 
+impl Limits {
+    /// The defaults, which `serve`'s flags show too.
+    pub const DEFAULT: Self = Self {
+        header_timeout: Duration::from_secs(10),
+        body_deadline: Duration::from_secs(20),
+        max_connections: 1024,
+        max_per_address: 64,
+        shutdown_grace: Duration::from_secs(5),
+        max_lifetime: Duration::from_secs(120),
+    };
+}
+
 impl Default for Limits {
     fn default() -> Self {
-        Self {
-            header_timeout: Duration::from_secs(10),
-            body_deadline: Duration::from_secs(20),
-            max_connections: 1024,
-            max_per_address: 64,
-            shutdown_grace: Duration::from_secs(5),
-            max_lifetime: Duration::from_secs(120),
-        }
+        Self::DEFAULT
     }
 }
 

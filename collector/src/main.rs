@@ -28,6 +28,9 @@ use store::Database;
 
 use clap::{Parser, Subcommand};
 
+/// The unit of the size flags.
+const MIB: u64 = 1024 * 1024;
+
 /// A self-hosted backend for devsy-telemetry: receives the events, keeps
 /// them in SQLite or PostgreSQL, and reports on them.
 #[derive(Debug, Parser)]
@@ -42,25 +45,27 @@ struct Cli {
 struct LimitArgs {
     /// A request's head must arrive within this many seconds; an idle
     /// keep-alive connection is closed after it
-    #[arg(long, default_value_t = 10.0, value_name = "SECONDS", value_parser = seconds)]
+    #[arg(long, default_value_t = listener::Limits::DEFAULT.header_timeout.as_secs_f64(),
+          value_name = "SECONDS", value_parser = seconds)]
     header_timeout: f64,
     /// A request's body must arrive within this many seconds
-    #[arg(long, default_value_t = 20.0, value_name = "SECONDS", value_parser = seconds)]
+    #[arg(long, default_value_t = listener::Limits::DEFAULT.body_deadline.as_secs_f64(),
+          value_name = "SECONDS", value_parser = seconds)]
     body_deadline: f64,
     /// Connections open at once; more are closed at accept (at most the
     /// open-file limit, which is raised to its hard limit at start)
-    #[arg(long, default_value_t = 1024, value_name = "N")]
+    #[arg(long, default_value_t = listener::Limits::DEFAULT.max_connections, value_name = "N")]
     max_connections: usize,
     /// Connections open at once from one address
-    #[arg(long, default_value_t = 64, value_name = "N")]
+    #[arg(long, default_value_t = listener::Limits::DEFAULT.max_per_address, value_name = "N")]
     max_connections_per_address: usize,
     /// Request bodies held in memory at once, in MiB; past it, 503
-    #[arg(long, default_value_t = 64, value_name = "MIB")]
+    #[arg(long, default_value_t = server::DEFAULT_BODY_BUDGET / MIB as usize, value_name = "MIB")]
     body_budget: usize,
     /// The largest the database may grow, in MiB (with PostgreSQL, the
     /// events table and its indexes); past it, ingest answers 507 and the
     /// report still works
-    #[arg(long, default_value_t = 10 * 1024, value_name = "MIB")]
+    #[arg(long, default_value_t = store::DEFAULT_MAX_BYTES / MIB, value_name = "MIB")]
     max_db_size: u64,
     /// Below this many MiB free on the database's disk, ingest answers 507
     /// (SQLite; a PostgreSQL server watches its own disk)
@@ -79,10 +84,12 @@ struct LimitArgs {
     retain: Retain,
     /// The longest a connection lives, in seconds: then it finishes its
     /// request and closes
-    #[arg(long, default_value_t = 120.0, value_name = "SECONDS", value_parser = seconds)]
+    #[arg(long, default_value_t = listener::Limits::DEFAULT.max_lifetime.as_secs_f64(),
+          value_name = "SECONDS", value_parser = seconds)]
     max_connection_age: f64,
     /// After SIGTERM, how many seconds requests in flight may take
-    #[arg(long, default_value_t = 5.0, value_name = "SECONDS", value_parser = seconds)]
+    #[arg(long, default_value_t = listener::Limits::DEFAULT.shutdown_grace.as_secs_f64(),
+          value_name = "SECONDS", value_parser = seconds)]
     shutdown_grace: f64,
 }
 
@@ -141,8 +148,8 @@ impl LimitArgs {
                 shutdown_grace: Duration::from_secs_f64(self.shutdown_grace),
                 max_lifetime: Duration::from_secs_f64(self.max_connection_age),
             },
-            self.body_budget.max(1).saturating_mul(1024 * 1024),
-            self.max_db_size.max(1).saturating_mul(1024 * 1024),
+            self.body_budget.max(1).saturating_mul(MIB as usize),
+            self.max_db_size.max(1).saturating_mul(MIB),
         )
     }
 }
@@ -272,7 +279,7 @@ fn serve(
     let requests = rate(limits.rate_requests)?;
     let events = rate(limits.rate_events)?;
     let retain = limits.retain.0;
-    store.min_free_bytes = limits.min_free_disk.saturating_mul(1024 * 1024);
+    store.min_free_bytes = limits.min_free_disk.saturating_mul(MIB);
     let (limits, body_budget, max_db_bytes) = limits.options();
     store.max_bytes = max_db_bytes;
     if let Some(board) = &dashboard {
