@@ -9,7 +9,6 @@
 //! `hyper_util::rt::TokioTimer` instead.
 
 use std::future::Future;
-use std::io;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -163,10 +162,11 @@ pub async fn serve(
     }
 }
 
-/// Raises the open-file limit to its hard limit, where the OS allows it, and
-/// returns the limit in force: each connection holds a descriptor.
+/// Raises the open-file limit to its hard limit, where the OS allows it
+/// (saying so where it does not), and returns the limit in force: each
+/// connection holds a descriptor.
 #[cfg(unix)]
-pub fn raise_open_files() -> io::Result<u64> {
+pub fn raise_open_files() -> u64 {
     use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
     let limit = getrlimit(Resource::Nofile);
     if limit.current != limit.maximum {
@@ -177,15 +177,17 @@ pub fn raise_open_files() -> io::Result<u64> {
             current: Some(wanted),
             maximum: limit.maximum,
         };
-        let _ = setrlimit(Resource::Nofile, raised);
+        if let Err(e) = setrlimit(Resource::Nofile, raised) {
+            log(&format!("cannot raise the open-file limit: {e}"));
+        }
     }
-    Ok(getrlimit(Resource::Nofile).current.unwrap_or(1 << 20))
+    getrlimit(Resource::Nofile).current.unwrap_or(1 << 20)
 }
 
 /// Elsewhere the limit is the OS's business.
 #[cfg(not(unix))]
-pub fn raise_open_files() -> io::Result<u64> {
-    Ok(u64::MAX)
+pub fn raise_open_files() -> u64 {
+    u64::MAX
 }
 
 /// The connection cap that fits `open_files`: the database, the listener

@@ -342,10 +342,7 @@ pub fn serve<F>(
 where
     F: Future<Output = ()> + Send + 'static,
 {
-    let open_files = listener::raise_open_files().unwrap_or_else(|e| {
-        log(&format!("cannot raise the open-file limit: {e}"));
-        u64::MAX
-    });
+    let open_files = listener::raise_open_files();
     let mut limits = options.limits.clone();
     let cap = listener::cap_for(open_files, limits.max_connections);
     if cap < limits.max_connections {
