@@ -38,7 +38,8 @@ pub struct Options {
     pub store: Settings,
     pub limits: Limits,
     /// Request bodies held in memory at once, in bytes, across all
-    /// connections; a request that would pass it is answered 503.
+    /// connections; a request that would pass it is answered 503. At
+    /// least one largest body ([`MAX_BODY`](crate::ingest::MAX_BODY)).
     pub body_budget: usize,
     /// Per client address: requests, and events, per second.
     pub requests: Rate,
@@ -377,9 +378,10 @@ where
         },
     };
     let stored = Arc::new(AtomicU64::new(0));
-    let budget_kib = u32::try_from(options.body_budget.div_ceil(1024))
-        .unwrap_or(u32::MAX)
-        .max(1);
+    // At least one largest body: a body without a length reserves that
+    // much, and a smaller budget could never grant it.
+    let budget_kib = u32::try_from(options.body_budget.max(MAX_BODY).div_ceil(1024))
+        .unwrap_or(u32::MAX);
     if let Some(retain) = options.retain {
         runtime.spawn(retention(Arc::clone(&store), retain));
     }
