@@ -302,9 +302,11 @@ fn counts(
     top: usize,
 ) -> Result<(Vec<Count>, u64), QueryError> {
     let mut shown = Vec::new();
+    // The window counts the groups before the LIMIT: one scan says both.
+    let mut distinct = 0;
     db.each(
         &format!(
-            "SELECT {expression} AS value, COUNT(*) AS n FROM events
+            "SELECT {expression} AS value, COUNT(*) AS n, COUNT(*) OVER () AS groups FROM events
              WHERE finished = 0 AND timestamp_us >= $1 GROUP BY value ORDER BY n DESC, value
              LIMIT $2"
         ),
@@ -314,17 +316,7 @@ fn counts(
                 value: r.text(0)?,
                 count: r.count(1)?,
             });
-            Ok(())
-        },
-    )?;
-    let mut distinct = 0;
-    db.each(
-        &format!(
-            "SELECT COUNT(DISTINCT {expression}) FROM events WHERE finished = 0 AND timestamp_us >= $1"
-        ),
-        &[since],
-        &mut |r| {
-            distinct = r.count(0)?;
+            distinct = r.count(2)?;
             Ok(())
         },
     )?;
