@@ -380,8 +380,8 @@ where
     let stored = Arc::new(AtomicU64::new(0));
     // At least one largest body: a body without a length reserves that
     // much, and a smaller budget could never grant it.
-    let budget_kib = u32::try_from(options.body_budget.max(MAX_BODY).div_ceil(1024))
-        .unwrap_or(u32::MAX);
+    let budget_kib =
+        u32::try_from(options.body_budget.max(MAX_BODY).div_ceil(1024)).unwrap_or(u32::MAX);
     if let Some(retain) = options.retain {
         runtime.spawn(retention(Arc::clone(&store), retain));
     }
