@@ -5,7 +5,7 @@
 use serde::Serialize;
 
 use super::dates::format_day;
-use crate::store::{QueryError, Source, sql};
+use crate::store::{QueryError, Source};
 
 const DAY_US: i64 = 86_400_000_000;
 
@@ -43,13 +43,15 @@ pub fn daily(
     since_us: Option<u64>,
     top: usize,
 ) -> Result<Series, QueryError> {
+    let since = super::Since::new(since_us);
     let mut cells: Vec<(String, i64, u64)> = Vec::new();
     db.each(
         &format!(
             "SELECT {column}, timestamp_us / {DAY_US} AS day, COUNT(*) FROM events
-             WHERE finished = 0 AND timestamp_us >= $1 GROUP BY {column}, day"
+             WHERE finished = 0 AND {time} >= $1 GROUP BY {column}, day",
+            time = since.column
         ),
-        &[since_us.map_or(0, sql::int)],
+        &[since.us],
         &mut |row| {
             cells.push((row.text(0)?, row.int(1)?, row.count(2)?));
             Ok(())
