@@ -5,7 +5,6 @@
 //! then serves the dashboard on that database until Ctrl-C.
 
 use std::io::IsTerminal as _;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
@@ -153,7 +152,11 @@ pub fn run(devsy: Option<PathBuf>, quick: bool) -> Result<(), Box<dyn std::error
         events: crate::quota::DEFAULT_EVENTS,
         retain: None,
         dashboard: linger.then(|| dashboard::Options {
-            listen: dashboard_address(),
+            listen: dashboard::DEFAULT_ADDRESS
+                .parse()
+                .unwrap_or_else(|_| ([127, 0, 0, 1], 0).into()),
+            // Another program may hold the usual port.
+            any_port_if_taken: true,
             token: None,
         }),
     };
@@ -246,18 +249,6 @@ pub fn run(devsy: Option<PathBuf>, quick: bool) -> Result<(), Box<dyn std::error
     }
     collector.join().map_err(|_| "the collector panicked")??;
     Ok(())
-}
-
-/// The dashboard's usual address, or any free loopback port when another
-/// program holds it.
-fn dashboard_address() -> SocketAddr {
-    let usual: SocketAddr = dashboard::DEFAULT_ADDRESS
-        .parse()
-        .unwrap_or_else(|_| ([127, 0, 0, 1], 0).into());
-    match std::net::TcpListener::bind(usual) {
-        Ok(_) => usual,
-        Err(_) => ([127, 0, 0, 1], 0).into(),
-    }
 }
 
 /// Waits (at most 10 s) until the spool in `home` holds no batch.

@@ -241,6 +241,7 @@ fn main() -> ExitCode {
             };
             let board = dashboard.map(|listen| dashboard::Options {
                 listen,
+                any_port_if_taken: false,
                 token: dashboard_token.filter(|t| !t.is_empty()),
             });
             database(&db).and_then(|db| serve(listen, db, store, board, &limits))

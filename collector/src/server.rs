@@ -367,7 +367,15 @@ where
     };
     let tcp = bind(options.listen)?;
     let board = match &options.dashboard {
-        Some(board) => Some((bind(board.listen)?, board)),
+        Some(board) => {
+            // Tried where it is bound, not probed before: nothing can take
+            // the port in between.
+            let listener = match bind(board.listen) {
+                Err(_) if board.any_port_if_taken => bind(SocketAddr::new(board.listen.ip(), 0)),
+                bound => bound,
+            }?;
+            Some((listener, board))
+        }
         None => None,
     };
     let addresses = Addresses {

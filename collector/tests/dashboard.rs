@@ -440,6 +440,9 @@ fn in_a_real_browser_the_charts_and_tables_say_what_the_report_says() {
 #[test]
 fn the_demo_serves_the_dashboard_on_a_terminal_until_ctrl_c() {
     let devsy = support::devsy_binary();
+    // The usual port held (here, or by whoever holds it already): the
+    // demo takes another.
+    let _usual = std::net::TcpListener::bind("127.0.0.1:8788");
     // `exec`: a shell that stayed as the demo's parent (dash does) would
     // die of the Ctrl-C itself, whatever the demo does with it. The shell
     // is pinned so that a run here meets what CI meets.
@@ -482,6 +485,7 @@ fn the_demo_serves_the_dashboard_on_a_terminal_until_ctrl_c() {
         }
     };
     assert!(seen.contains("events stored: 15."), "{seen}");
+    assert!(!address.contains(":8788"), "{address}");
     let (status, page) = get(&agent(), &address, &[]);
     assert_eq!(status, 200);
     assert!(page.contains("devsy provider list"), "{page}");

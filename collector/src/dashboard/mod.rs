@@ -37,6 +37,9 @@ pub const DEFAULT_ADDRESS: &str = "127.0.0.1:8788";
 #[derive(Debug, Clone)]
 pub struct Options {
     pub listen: SocketAddr,
+    /// When `listen` is taken: any free port on its host instead (the
+    /// demo's), or an error (`serve`'s: the address was asked for).
+    pub any_port_if_taken: bool,
     /// `None`: no token asked (fit for loopback only; `serve` warns).
     pub token: Option<String>,
 }
