@@ -102,16 +102,10 @@ fn retention(text: &str) -> Result<Retain, String> {
         return Ok(Retain(None));
     }
     let bad = || format!("'{text}' is not an age: 400d, 12h, or forever");
-    let (number, unit) = text
-        .strip_suffix('d')
-        .map(|n| (n, 86_400))
-        .or_else(|| text.strip_suffix('h').map(|n| (n, 3_600)))
-        .ok_or_else(bad)?;
-    let n: u64 = number.parse().map_err(|_| bad())?;
-    if n == 0 {
-        return Err(bad());
+    match report::dates::span(text) {
+        Some(Ok(age)) if !age.is_zero() => Ok(Retain(Some(age))),
+        _ => Err(bad()),
     }
-    Ok(Retain(Some(Duration::from_secs(n.saturating_mul(unit)))))
 }
 
 fn rate(per_second: f64) -> Result<quota::Rate, String> {

@@ -23,6 +23,21 @@ pub fn format_day(days: i64) -> String {
     format!("{y:04}-{m:02}-{d:02}")
 }
 
+/// A span written `7d` or `12h`: `None` when `text` is not written so,
+/// `Some(Err)` when its number is not a count.
+pub fn span(text: &str) -> Option<Result<Duration, ()>> {
+    let (number, unit) = text
+        .strip_suffix('d')
+        .map(|n| (n, 86_400))
+        .or_else(|| text.strip_suffix('h').map(|n| (n, 3_600)))?;
+    Some(
+        number
+            .parse::<u64>()
+            .map(|n| Duration::from_secs(n.saturating_mul(unit)))
+            .map_err(|_| ()),
+    )
+}
+
 /// Parses `--since`: a date (`2026-11-01`, midnight UTC), a UTC time
 /// (`2026-11-01T08:30:00Z`), or a span back from `now` (`7d`, `12h`).
 pub fn parse_since(text: &str, now: SystemTime) -> Result<u64, String> {
@@ -34,13 +49,8 @@ pub fn parse_since(text: &str, now: SystemTime) -> Result<u64, String> {
             "'{text}' is not a date (2026-11-01), a UTC time (2026-11-01T08:30:00Z) or a span back (7d, 12h)"
         )
     };
-    if let Some((number, unit)) = text
-        .strip_suffix('d')
-        .map(|n| (n, 86_400))
-        .or_else(|| text.strip_suffix('h').map(|n| (n, 3_600)))
-    {
-        let n: u64 = number.parse().map_err(|_| bad())?;
-        let back = Duration::from_secs(n.saturating_mul(unit));
+    if let Some(back) = span(text) {
+        let back = back.map_err(|()| bad())?;
         return Ok(now_us.saturating_sub(u64::try_from(back.as_micros()).unwrap_or(u64::MAX)));
     }
     let (date, time) = match text.split_once('T') {

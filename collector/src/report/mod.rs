@@ -11,7 +11,7 @@
 //! dates, `series.rs` counts runs per day for the dashboard. The queries
 //! run on either store through [`Source`].
 
-mod dates;
+pub mod dates;
 pub mod render;
 pub mod series;
 
