@@ -27,6 +27,10 @@
 #[path = "../../benches/support/proxy.rs"]
 mod proxy;
 
+#[allow(dead_code)] // the tests' PostgreSQL support; the bench uses a part
+#[path = "../tests/support/postgres.rs"]
+mod postgres;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -477,26 +481,6 @@ fn phases(endpoints: &[&str]) -> Vec<String> {
     ]
 }
 
-/// Creates a database of its own on the server that `admin` names.
-fn bench_database(admin: &str) -> Option<String> {
-    let name = format!("devsy_bench_{}", std::process::id());
-    for sql in [
-        format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
-        format!("CREATE DATABASE {name}"),
-    ] {
-        let ok = Command::new("psql")
-            .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", admin, "-c", &sql])
-            .status()
-            .is_ok_and(|s| s.success());
-        if !ok {
-            println!("PostgreSQL: cannot run {sql:?} on {admin}");
-            return None;
-        }
-    }
-    let base = admin.rsplit_once('/').map_or(admin, |(base, _)| base);
-    Some(format!("{base}/{name}"))
-}
-
 /// SQLite beside PostgreSQL, phase by phase, as a Markdown table.
 fn stores(binary: &Path, dir: &Path) {
     let mut columns: Vec<(String, Vec<String>)> = Vec::new();
@@ -507,9 +491,12 @@ fn stores(binary: &Path, dir: &Path) {
     let admin = std::env::var("DEVSY_BENCH_POSTGRES")
         .or_else(|_| std::env::var("DEVSY_TEST_POSTGRES"))
         .ok();
-    match admin.as_deref().and_then(bench_database) {
+    match admin.as_deref() {
         None => println!("PostgreSQL: not measured (set DEVSY_BENCH_POSTGRES to a server URL)"),
-        Some(url) => {
+        Some(admin) => {
+            // The tests' own: bounded psql, dropped at the end.
+            let database = postgres::TestDatabase::create(admin, "devsy_bench");
+            let url = database.url.clone();
             {
                 let server = start(binary, url.as_ref(), "normal");
                 columns.push(("PostgreSQL".into(), phases(&[server.endpoint.as_str()])));
@@ -534,13 +521,6 @@ fn stores(binary: &Path, dir: &Path) {
             let endpoints: Vec<&str> = servers.iter().map(|s| s.endpoint.as_str()).collect();
             columns.push(("3 collectors, one PostgreSQL".into(), phases(&endpoints)));
             drop(servers);
-            let name = url.rsplit_once('/').map_or("", |(_, name)| name);
-            if let Some(admin) = &admin {
-                let _ = Command::new("psql")
-                    .args(["-X", "-q", "-d", admin, "-c"])
-                    .arg(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                    .status();
-            }
         }
     }
     let header: Vec<&str> = columns.iter().map(|(name, _)| name.as_str()).collect();

@@ -34,27 +34,7 @@ pub fn database() -> Option<TestDatabase> {
             return None;
         }
     };
-    static NEXT: AtomicU32 = AtomicU32::new(0);
-    let name = format!(
-        "devsy_test_{}_{}",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    );
-    psql(
-        &admin,
-        &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
-    );
-    // Sorting by a language's rules, as many servers do (ICU's English),
-    // so that a query that depends on the server's collation shows it.
-    psql(
-        &admin,
-        &format!(
-            "CREATE DATABASE {name} TEMPLATE template0 ENCODING 'UTF8' \
-             LOCALE_PROVIDER icu ICU_LOCALE 'en-US' LOCALE 'C.UTF-8'"
-        ),
-    );
-    let url = with_database(&admin, &name);
-    Some(TestDatabase { admin, name, url })
+    Some(TestDatabase::create(&admin, "devsy_test"))
 }
 
 /// `admin` with its database replaced by `name`.
@@ -102,6 +82,37 @@ pub fn psql(url: &str, sql: &str) -> String {
 }
 
 impl TestDatabase {
+    /// A fresh database named `prefix`, this process and a count, on the
+    /// server of `admin` (whose database it is made from); psql's error
+    /// fails the caller.
+    pub fn create(admin: &str, prefix: &str) -> Self {
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let name = format!(
+            "{prefix}_{}_{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        );
+        psql(
+            admin,
+            &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+        );
+        // Sorting by a language's rules, as many servers do (ICU's English),
+        // so that a query that depends on the server's collation shows it.
+        psql(
+            admin,
+            &format!(
+                "CREATE DATABASE {name} TEMPLATE template0 ENCODING 'UTF8' \
+                 LOCALE_PROVIDER icu ICU_LOCALE 'en-US' LOCALE 'C.UTF-8'"
+            ),
+        );
+        let url = with_database(admin, &name);
+        Self {
+            admin: admin.to_string(),
+            name,
+            url,
+        }
+    }
+
     /// Runs `sql` in this database.
     pub fn query(&self, sql: &str) -> String {
         psql(&self.url, sql)
