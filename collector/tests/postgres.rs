@@ -21,7 +21,7 @@ use serde_json::{Value, json};
 use support::postgres;
 use support::{
     BINARY, Collector, Stderr, UNLIMITED, agent, batch, command, devsy, finished_event, get_json,
-    now_micros, post, report_json, report_json_with, start_event,
+    now_micros, post, report_json, report_json_with, start_event, try_post,
 };
 
 #[test]
@@ -248,19 +248,6 @@ fn a_pool_busy_with_ingest_leaves_healthz_at_200() {
         "stored once the lock goes"
     );
     assert_eq!(pg.count(), 1);
-}
-
-/// A client's attempt: `None` when the collector could not be reached.
-fn try_post(agent: &ureq::Agent, url: &str, body: &[u8]) -> Option<(u16, Value)> {
-    let mut response = agent
-        .post(url)
-        .header("Content-Type", "application/json")
-        .send(body)
-        .ok()?;
-    let status = response.status().as_u16();
-    let text = response.body_mut().read_to_string().unwrap_or_default();
-    let answer = serde_json::from_str(&text).unwrap_or(Value::Null);
-    Some((status, answer))
 }
 
 /// The events of client `c`'s batch `b`: unique to both.

@@ -235,14 +235,20 @@ pub fn agent() -> ureq::Agent {
 
 /// Posts `body` as JSON; the status and the parsed answer.
 pub fn post(agent: &ureq::Agent, url: &str, body: &[u8]) -> (u16, Value) {
+    try_post(agent, url, body).expect("a response")
+}
+
+/// [`post`], as a client's attempt: `None` when the collector could not
+/// be reached.
+pub fn try_post(agent: &ureq::Agent, url: &str, body: &[u8]) -> Option<(u16, Value)> {
     let mut response = agent
         .post(url)
         .header("Content-Type", "application/json")
         .send(body)
-        .expect("a response");
+        .ok()?;
     let status = response.status().as_u16();
     let text = response.body_mut().read_to_string().unwrap_or_default();
-    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    Some((status, serde_json::from_str(&text).unwrap_or(Value::Null)))
 }
 
 /// GETs `url`, with `headers`; the status and the body.
