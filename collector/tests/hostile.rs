@@ -280,12 +280,8 @@ fn full_database(stderr: Stderr) {
     // batch is refused again, and /healthz says why.
     let (status, _) = post(&client, &collector.endpoint(), &batch(&events));
     assert_eq!(status, 507);
-    let mut health = client
-        .get(&collector.url("/healthz"))
-        .call()
-        .expect("healthz");
-    assert_eq!(health.status().as_u16(), 503);
-    let reason = health.body_mut().read_to_string().unwrap_or_default();
+    let (status, reason) = support::get(&client, &collector.url("/healthz"), &[]);
+    assert_eq!(status, 503);
     assert!(reason.contains("full"), "{reason}");
     // The report still works on what was stored.
     let report = support::report_json(&db);
@@ -305,12 +301,8 @@ fn the_free_disk_floor_answers_507_and_healthz_says_why() {
         &batch(&[start_event(1, "devsy up", now_micros())]),
     );
     assert_eq!(status, 507, "{answer}");
-    let mut health = client
-        .get(&collector.url("/healthz"))
-        .call()
-        .expect("healthz");
-    assert_eq!(health.status().as_u16(), 503);
-    let reason = health.body_mut().read_to_string().unwrap_or_default();
+    let (status, reason) = support::get(&client, &collector.url("/healthz"), &[]);
+    assert_eq!(status, 503);
     assert!(reason.contains("below the floor"), "{reason}");
     assert_eq!(stored(&db), 0);
 }
