@@ -35,7 +35,7 @@ use syn::{Expr, Ident, LitStr, ReturnType, Stmt, Type};
 use crate::args::Args;
 use crate::item::CommandFn;
 use crate::params::{self, Params};
-use crate::shape::Shape;
+use crate::shape::{self, Shape};
 
 /// The instrumented function for the build, and the function as written
 /// for clippy, which then lints exactly what the user wrote: the lints a
@@ -70,9 +70,9 @@ fn clippy_checks(args: &Args, func: &CommandFn) -> Option<TokenStream> {
     let private = private_path(args, Span::call_site());
     let properties: Vec<TokenStream> = properties(args)
         .into_iter()
-        .map(|expr| property(&private, expr))
+        .map(|(_, expr)| property(&private, expr))
         .collect();
-    let unpacked = (shape == Shape::Boxed).then(|| params::unpacked(&func.sig, &func.body));
+    let unpacked = unpacked(shape, func);
     let bound = match &func.sig.output {
         ReturnType::Type(_, ty) if !has_impl_trait(ty) => Some(if shape == Shape::Boxed {
             quote_spanned!(ty.span()=> #private::boxed_outcome::<#ty>();)
@@ -91,45 +91,27 @@ fn clippy_checks(args: &Args, func: &CommandFn) -> Option<TokenStream> {
     })
 }
 
-/// `X` of `impl Future<Output = X>`.
-fn future_output(ty: &Type) -> Option<&Type> {
-    let Type::ImplTrait(ty) = ty else {
-        return match ty {
-            Type::Group(inner) => future_output(&inner.elem),
-            Type::Paren(inner) => future_output(&inner.elem),
-            _ => None,
-        };
-    };
-    ty.bounds.iter().find_map(|bound| {
-        let syn::TypeParamBound::Trait(bound) = bound else {
-            return None;
-        };
-        let last = bound.path.segments.last()?;
-        let syn::PathArguments::AngleBracketed(arguments) = &last.arguments else {
-            return None;
-        };
-        arguments.args.iter().find_map(|arg| match arg {
-            syn::GenericArgument::AssocType(assoc) if assoc.ident == "Output" => Some(&assoc.ty),
-            _ => None,
-        })
-    })
-}
-
 /// Whether `ty` names an `impl Trait` anywhere.
 fn has_impl_trait(ty: &Type) -> bool {
     struct Finder(bool);
-    impl VisitMut for Finder {
-        fn visit_type_mut(&mut self, ty: &mut Type) {
+    impl<'ast> syn::visit::Visit<'ast> for Finder {
+        fn visit_type(&mut self, ty: &'ast Type) {
             if let Type::ImplTrait(_) = ty {
                 self.0 = true;
             } else {
-                syn::visit_mut::visit_type_mut(self, ty);
+                syn::visit::visit_type(self, ty);
             }
         }
     }
     let mut finder = Finder(false);
-    finder.visit_type_mut(&mut ty.clone());
+    syn::visit::Visit::visit_type(&mut finder, ty);
     finder.0
+}
+
+/// The patterns `#[async_trait]` moved into a boxed future, bound again
+/// for the property expressions; nothing for the other shapes.
+fn unpacked(shape: Shape, func: &CommandFn) -> Option<TokenStream> {
+    (shape == Shape::Boxed).then(|| params::unpacked(&func.sig, &func.body))
 }
 
 /// The instrumented function.
@@ -138,7 +120,8 @@ pub(crate) fn expand(args: &Args, func: &CommandFn) -> TokenStream {
     let shape = Shape::of(func);
     let inner_attrs = &body.inner_attrs;
     let command = local("devsy_command");
-    let params = params::params(sig, &params::names_in(&properties(args)));
+    let exprs: Vec<&Expr> = properties(args).into_iter().map(|(_, expr)| expr).collect();
+    let params = params::params(sig, &params::names_in(&exprs));
     let deferred = deferred(args, func, shape, &params.for_properties);
     let (return_span, erased_return) = return_type(&sig.output, sig.ident.span());
     // Located at the return type, like the calls it starts: see below.
@@ -179,7 +162,7 @@ pub(crate) fn expand(args: &Args, func: &CommandFn) -> TokenStream {
         }
         Shape::ReturnsFuture => {
             let future_output = match &func.sig.output {
-                ReturnType::Type(_, ty) => future_output(ty)
+                ReturnType::Type(_, ty) => shape::future_output(ty)
                     .map(|ty| {
                         let mut ty = ty.clone();
                         ImplTraitEraser.visit_type_mut(&mut ty);
@@ -249,12 +232,12 @@ pub(crate) fn compiled_out(args: &Args, func: &CommandFn) -> TokenStream {
 fn as_written(args: &Args, func: &CommandFn, checks: Option<TokenStream>) -> TokenStream {
     let CommandFn { sig, body, .. } = func;
     let inner_attrs = &body.inner_attrs;
-    let properties = properties(args);
+    let properties: Vec<&Expr> = properties(args).into_iter().map(|(_, expr)| expr).collect();
     let inside = checks.unwrap_or_else(|| {
         if properties.is_empty() {
             return TokenStream::new();
         }
-        let unpacked = (Shape::of(func) == Shape::Boxed).then(|| params::unpacked(sig, body));
+        let unpacked = unpacked(Shape::of(func), func);
         quote! {
             #unpacked
             let _ = (#(&(#properties),)*);
@@ -293,13 +276,17 @@ fn as_written(args: &Args, func: &CommandFn, checks: Option<TokenStream>) -> Tok
     )
 }
 
-/// The property expressions given, in the order `provider`, `ide`,
-/// `source_type`.
-fn properties(args: &Args) -> Vec<&Expr> {
-    [&args.provider, &args.ide, &args.source_type]
-        .into_iter()
-        .flatten()
-        .collect()
+/// The property expressions given, each with its name (the builder's
+/// setter), in the order `provider`, `ide`, `source_type`.
+fn properties(args: &Args) -> Vec<(&'static str, &Expr)> {
+    [
+        ("provider", &args.provider),
+        ("ide", &args.ide),
+        ("source_type", &args.source_type),
+    ]
+    .into_iter()
+    .filter_map(|(name, expr)| Some((name, expr.as_ref()?)))
+    .collect()
 }
 
 /// The facade's hidden module: `::devsy_telemetry::__private`, or under the
@@ -333,24 +320,19 @@ fn deferred(
         .unwrap_or_else(|| LitStr::new(&derive_name(&func.sig.ident), func.sig.ident.span()));
     let overrides = local("devsy_overrides");
     let private = private_path(args, Span::call_site());
-    let setters: Vec<TokenStream> = [
-        ("provider", &args.provider),
-        ("ide", &args.ide),
-        ("source_type", &args.source_type),
-    ]
-    .into_iter()
-    .filter_map(|(setter, expr)| {
-        let expr = expr.as_ref()?;
-        let setter = Ident::new(setter, Span::mixed_site());
-        let value = property(&private, expr);
-        Some(quote!(.#setter(#value)))
-    })
-    .collect();
+    let setters: Vec<TokenStream> = properties(args)
+        .into_iter()
+        .map(|(setter, expr)| {
+            let setter = Ident::new(setter, Span::mixed_site());
+            let value = property(&private, expr);
+            quote!(.#setter(#value))
+        })
+        .collect();
     let command = quote!(#private::command(#name));
     if setters.is_empty() {
         return command;
     }
-    let unpacked = (shape == Shape::Boxed).then(|| params::unpacked(&func.sig, &func.body));
+    let unpacked = unpacked(shape, func);
     quote! {
         #command.with(|#overrides| {
             #for_properties

@@ -42,12 +42,38 @@ impl Shape {
 
 /// `impl Future<Output = ..> (+ ..)`
 fn is_impl_future(ty: &Type) -> bool {
+    impl_trait(ty).is_some_and(|ty| ty.bounds.iter().any(is_future_bound))
+}
+
+/// `X` of `impl Future<Output = X> (+ ..)`.
+pub(crate) fn future_output(ty: &Type) -> Option<&Type> {
+    impl_trait(ty)?
+        .bounds
+        .iter()
+        .filter(|bound| is_future_bound(bound))
+        .find_map(|bound| {
+            let TypeParamBound::Trait(bound) = bound else {
+                return None;
+            };
+            let PathArguments::AngleBracketed(arguments) = &bound.path.segments.last()?.arguments
+            else {
+                return None;
+            };
+            arguments.args.iter().find_map(|arg| match arg {
+                GenericArgument::AssocType(assoc) if assoc.ident == "Output" => Some(&assoc.ty),
+                _ => None,
+            })
+        })
+}
+
+/// `ty` as an `impl Trait`, through the groups and parentheses around it
+/// (a `$ret:ty` of a `macro_rules!` arrives in an invisible group).
+fn impl_trait(ty: &Type) -> Option<&syn::TypeImplTrait> {
     match ty {
-        Type::ImplTrait(ty) => ty.bounds.iter().any(is_future_bound),
-        // A `$ret:ty` of a `macro_rules!` arrives in an invisible group.
-        Type::Group(inner) => is_impl_future(&inner.elem),
-        Type::Paren(inner) => is_impl_future(&inner.elem),
-        _ => false,
+        Type::ImplTrait(ty) => Some(ty),
+        Type::Group(inner) => impl_trait(&inner.elem),
+        Type::Paren(inner) => impl_trait(&inner.elem),
+        _ => None,
     }
 }
 
