@@ -253,34 +253,27 @@ pub trait BoxedCommand: Sized {
     fn instrument(self, command: Deferred) -> Self;
 }
 
-impl<'a, O: CommandOutcome + 'a> BoxedCommand for Pin<Box<dyn Future<Output = O> + Send + 'a>> {
-    fn instrument(self, command: Deferred) -> Self {
-        if global::is_disabled() {
-            return self;
+/// The three boxes differ only in their auto traits; each is instrumented
+/// alike (the instrumented future keeps them: it is `Send`/`Sync` when the
+/// box it wraps is).
+macro_rules! boxed_command {
+    ($($bounds:tt)*) => {
+        impl<'a, O: CommandOutcome + 'a> BoxedCommand
+            for Pin<Box<dyn Future<Output = O> $($bounds)* + 'a>>
+        {
+            fn instrument(self, command: Deferred) -> Self {
+                if global::is_disabled() {
+                    return self;
+                }
+                Box::pin(Instrumented::new(command, self))
+            }
         }
-        Box::pin(Instrumented::new(command, self))
-    }
+    };
 }
 
-impl<'a, O: CommandOutcome + 'a> BoxedCommand
-    for Pin<Box<dyn Future<Output = O> + Send + Sync + 'a>>
-{
-    fn instrument(self, command: Deferred) -> Self {
-        if global::is_disabled() {
-            return self;
-        }
-        Box::pin(Instrumented::new(command, self))
-    }
-}
-
-impl<'a, O: CommandOutcome + 'a> BoxedCommand for Pin<Box<dyn Future<Output = O> + 'a>> {
-    fn instrument(self, command: Deferred) -> Self {
-        if global::is_disabled() {
-            return self;
-        }
-        Box::pin(Instrumented::new(command, self))
-    }
-}
+boxed_command!(+ Send);
+boxed_command!(+ Send + Sync);
+boxed_command!();
 
 /// For the function as written that clippy checks (`cfg(clippy)`): the
 /// bound the instrumented function puts on its return type, so `cargo
