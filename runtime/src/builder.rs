@@ -368,10 +368,10 @@ impl Builder {
             let variable = variable.clone();
             return Err(DisabledBy::NoEndpoint { variable });
         };
-        if let Err(reason) = check_endpoint(&endpoint) {
-            return Err(DisabledBy::InvalidEndpoint { endpoint, reason });
+        match check_endpoint(&endpoint) {
+            Ok(origin) => Ok(Sink::Http { endpoint, origin }),
+            Err(reason) => Err(DisabledBy::InvalidEndpoint { endpoint, reason }),
         }
-        Ok(Sink::Http(endpoint))
     }
 
     /// Shows the notice if this is the first run that may: telemetry is
@@ -458,7 +458,7 @@ impl Builder {
             spool: config_dir.as_deref().filter(|_| !debug).map(Spool::new),
             context,
             destination: match &sink {
-                Sink::Http(endpoint) => origin(endpoint),
+                Sink::Http { origin, .. } => origin.clone(),
                 Sink::Custom(_) => "a custom transport".into(),
                 Sink::Debug => "stderr (debug mode: printed, not sent)".into(),
             },
@@ -470,21 +470,6 @@ impl Builder {
         }
         global::install(&shared);
         Ok((shared, *debug))
-    }
-}
-
-/// `scheme://host[:port]` of an endpoint: its path and query may hold a
-/// key, and user info a password, so neither is shown.
-fn origin(endpoint: &str) -> String {
-    // Parsed as the transport parses it (the endpoint was checked).
-    let Ok(uri) = endpoint.parse::<ureq::http::Uri>() else {
-        return "(an endpoint that cannot be shown)".into();
-    };
-    let scheme = uri.scheme_str().unwrap_or("http");
-    let host = uri.host().unwrap_or("");
-    match uri.port_u16() {
-        Some(port) => format!("{scheme}://{host}:{port}"),
-        None => format!("{scheme}://{host}"),
     }
 }
 

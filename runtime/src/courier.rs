@@ -151,7 +151,7 @@ fn deliver(mut builder: Builder, app: App, invocation: &Invocation) {
     }
     let transport: Box<dyn Transport> = match builder.sink(&run) {
         Ok(Sink::Custom(transport)) => transport,
-        Ok(Sink::Http(endpoint)) => match HttpTransport::new(endpoint) {
+        Ok(Sink::Http { endpoint, .. }) => match HttpTransport::new(endpoint) {
             Ok(http) => Box::new(http),
             Err(_) => return,
         },

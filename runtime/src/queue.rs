@@ -103,8 +103,12 @@ pub(crate) struct Config {
 
 /// Where batches go.
 pub(crate) enum Sink {
-    /// The HTTP transport, built on the worker so `start()` stays cheap.
-    Http(String),
+    /// The HTTP transport, built on the worker so `start()` stays cheap,
+    /// to a checked endpoint; `origin` is what may be shown of it.
+    Http {
+        endpoint: String,
+        origin: String,
+    },
     Custom(Box<dyn Transport>),
     /// Print each event to stderr; send nothing.
     Debug,

@@ -118,7 +118,7 @@ impl HttpTransport {
     /// or `https` URL.
     pub fn new(endpoint: impl Into<String>) -> Result<Self, TransportError> {
         let endpoint = endpoint.into();
-        check_endpoint(&endpoint).map_err(TransportError::Config)?;
+        let _origin = check_endpoint(&endpoint).map_err(TransportError::Config)?;
         let config = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .user_agent(USER_AGENT)
@@ -157,17 +157,23 @@ impl HttpTransport {
 }
 
 /// `Ok` for an absolute `http(s)` URL with a host, else why not.
-pub(crate) fn check_endpoint(endpoint: &str) -> Result<(), String> {
+pub(crate) fn check_endpoint(endpoint: &str) -> Result<String, String> {
     let uri: ureq::http::Uri = endpoint.parse().map_err(|e| format!("{e}"))?;
-    match uri.scheme_str() {
-        Some("http" | "https") => {}
+    let scheme = match uri.scheme_str() {
+        Some(scheme @ ("http" | "https")) => scheme,
         Some(other) => return Err(format!("scheme '{other}' is not http or https")),
         None => return Err("not an absolute URL (expected http:// or https://)".into()),
-    }
-    if uri.host().is_none_or(str::is_empty) {
-        return Err("no host".into());
-    }
-    Ok(())
+    };
+    let host = uri
+        .host()
+        .filter(|host| !host.is_empty())
+        .ok_or("no host")?;
+    // What may be shown of it: its path and query may hold a key, and its
+    // user info a password.
+    Ok(match uri.port_u16() {
+        Some(port) => format!("{scheme}://{host}:{port}"),
+        None => format!("{scheme}://{host}"),
+    })
 }
 
 impl Transport for HttpTransport {
@@ -411,10 +417,14 @@ mod tests {
     #[test]
     fn endpoints_must_be_absolute_http_urls() {
         assert_eq!(
-            check_endpoint("https://telemetry.devsy.sh/v1/insert"),
-            Ok(())
+            check_endpoint("https://telemetry.devsy.sh/v1/insert").as_deref(),
+            Ok("https://telemetry.devsy.sh")
         );
-        assert_eq!(check_endpoint("http://127.0.0.1:8080/v1/insert"), Ok(()));
+        assert_eq!(
+            check_endpoint("http://u:secret@127.0.0.1:8080/v1/insert?key=k").as_deref(),
+            Ok("http://127.0.0.1:8080"),
+            "the origin alone: no password, path or key"
+        );
         for bad in [
             "",
             "telemetry.devsy.sh/v1",

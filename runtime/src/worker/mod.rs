@@ -316,7 +316,7 @@ impl Worker {
 
     fn transport(&mut self) -> Option<&dyn Transport> {
         match &self.sink {
-            Sink::Http(endpoint) => {
+            Sink::Http { endpoint, .. } => {
                 if self.transport.is_none() {
                     let http = HttpTransport::new(endpoint.clone()).ok();
                     self.transport = http.map(|t| Box::new(t) as Box<dyn Transport>);
