@@ -15,7 +15,7 @@
 
 use std::fmt;
 use std::fs;
-use std::io::{self, Write as _};
+use std::io;
 use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value};
@@ -238,22 +238,15 @@ impl ContextStore {
             .path
             .file_name()
             .map_or_else(|| "config.json".into(), |n| n.to_string_lossy());
-        let tmp = dir.join(format!(".{file_name}.{}.tmp", std::process::id()));
-        let result = (|| {
+        crate::files::write_then_place(dir, &file_name, text.as_bytes(), |tmp, file| {
             // New: private. Existing: it keeps its permissions.
-            let _ = fs::remove_file(&tmp);
-            let mut file = crate::files::create_new(&tmp)?;
-            file.write_all(text.as_bytes())?;
             if let Ok(meta) = fs::metadata(&self.path) {
                 file.set_permissions(meta.permissions())?;
             }
             file.sync_all()?;
-            fs::rename(&tmp, &self.path)
-        })();
-        if result.is_err() {
-            let _ = fs::remove_file(&tmp);
-        }
-        result.map_err(write_err)
+            fs::rename(tmp, &self.path)
+        })
+        .map_err(write_err)
     }
 
     fn options(&self, context: &str) -> Option<&Map<String, Value>> {

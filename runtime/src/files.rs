@@ -107,18 +107,30 @@ pub(crate) fn read_private(path: &Path) -> io::Result<String> {
 /// file, then renamed into place (a link at `name` is replaced, never
 /// written through).
 pub(crate) fn write_atomically(dir: &Path, name: &str, bytes: &[u8]) -> io::Result<()> {
+    write_then_place(dir, name, bytes, |tmp, _| fs::rename(tmp, dir.join(name)))
+}
+
+/// Writes `bytes` to a new private temporary file for `name` in `dir`,
+/// then lets `place` put it where it goes (a rename, a hard link), given
+/// its path and the open file. The temporary file is gone afterwards,
+/// whatever happened.
+pub(crate) fn write_then_place(
+    dir: &Path,
+    name: &str,
+    bytes: &[u8],
+    place: impl FnOnce(&Path, &File) -> io::Result<()>,
+) -> io::Result<()> {
     let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
     // What a crashed run of the same id left (or a link planted there).
     let _ = fs::remove_file(&tmp);
-    let written = (|| {
+    let placed = (|| {
         let mut file = create_new(&tmp)?;
         file.write_all(bytes)?;
-        fs::rename(&tmp, dir.join(name))
+        place(&tmp, &file)
     })();
-    if written.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    written
+    // Still there after a failure, or a hard link (gone after a rename).
+    let _ = fs::remove_file(&tmp);
+    placed
 }
 
 /// Telemetry was turned off, by any rule or by `disable()`: what it kept

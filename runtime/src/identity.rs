@@ -2,7 +2,7 @@
 //! architecture and operating system (the source document's backend speaks Go).
 
 use std::fs;
-use std::io::{self, Write as _};
+use std::io;
 use std::path::Path;
 use std::sync::OnceLock;
 
@@ -104,15 +104,10 @@ fn fallback_id(dir: &Path) -> io::Result<Vec<u8>> {
     }
     files::create_dir_all(dir)?;
     let id = random_id();
-    let tmp = dir.join(format!(".{FALLBACK_ID_FILE}.{}.tmp", std::process::id()));
-    let _ = fs::remove_file(&tmp);
-    {
-        let mut file = files::create_new(&tmp)?;
-        file.write_all(&id)?;
+    let linked = files::write_then_place(dir, FALLBACK_ID_FILE, &id, |tmp, file| {
         file.sync_all()?;
-    }
-    let linked = fs::hard_link(&tmp, &path);
-    let _ = fs::remove_file(&tmp);
+        fs::hard_link(tmp, &path)
+    });
     match linked {
         Ok(()) => Ok(id),
         // Somebody else won the race: use theirs.
