@@ -109,7 +109,7 @@ mod tests {
     }
 
     #[test]
-    fn the_mark_is_kept_privately_and_forgotten() {
+    fn the_mark_is_kept_and_forgotten() {
         let dir = tempfile::tempdir().expect("temp dir");
         assert!(!shown(dir.path()));
         assert_eq!(show(Some(dir.path()), "a notice"), Shown::Kept);

@@ -189,7 +189,7 @@ mod tests {
     }
 
     #[test]
-    fn identifiers_refuse_what_cannot_be_seen_and_messages_keep_it() {
+    fn identifiers_refuse_what_cannot_be_seen_and_lines_and_messages_keep_it() {
         for c in [
             '\u{202E}', '\u{2066}', '\u{2069}', '\u{200B}', '\u{2028}', '\u{FEFF}',
         ] {
@@ -197,6 +197,10 @@ mod tests {
             assert!(!fits(&value, COMMAND, Field::Identifier), "{c:?}");
             assert_eq!(fit(&value, COMMAND, Field::Identifier), "devsy up");
             assert!(fits(&value, COMMAND, Field::Line), "{c:?} is not a control");
+            assert!(
+                fits(&value, COMMAND, Field::Message),
+                "{c:?} is not a control"
+            );
         }
         assert!(fits("provider 'dockér' ✓", PROPERTY, Field::Identifier));
     }
