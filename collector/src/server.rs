@@ -39,7 +39,7 @@ pub struct Options {
     pub limits: Limits,
     /// Request bodies held in memory at once, in bytes, across all
     /// connections; a request that would pass it is answered 503. At
-    /// least one largest body ([`MAX_BODY`](crate::ingest::MAX_BODY)).
+    /// least one largest body ([`MAX_BODY`]).
     pub body_budget: usize,
     /// Per client address: requests, and events, per second.
     pub requests: Rate,
