@@ -217,14 +217,22 @@ fn a_pool_busy_with_ingest_leaves_healthz_at_200() {
             std::thread::sleep(Duration::from_millis(50));
         }
     };
+    // This database's alone: other tests run beside this one.
     waits(
         "SELECT count(*) FROM pg_locks WHERE relation = 'events'::regclass \
-         AND mode = 'ShareLock' AND granted",
+         AND mode = 'ShareLock' AND granted \
+         AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
     );
     let endpoint = collector.endpoint();
     let sent = std::thread::spawn(move || {
+        // Longer than the lock is held.
+        let patient: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(30)))
+            .build()
+            .into();
         post(
-            &agent(),
+            &patient,
             &endpoint,
             &batch(&[start_event(1, "devsy up", now_micros())]),
         )
@@ -233,7 +241,8 @@ fn a_pool_busy_with_ingest_leaves_healthz_at_200() {
     // The pool's one connection is inside that insert, waiting.
     waits(
         "SELECT count(*) FROM pg_stat_activity \
-         WHERE wait_event_type = 'Lock' AND query LIKE 'INSERT INTO events%'",
+         WHERE wait_event_type = 'Lock' AND query LIKE 'INSERT INTO events%' \
+         AND datname = current_database()",
     );
     // Longer than a look's wait (2 s) and its period (1 s) together.
     let until = Instant::now() + Duration::from_secs(4);
@@ -248,6 +257,42 @@ fn a_pool_busy_with_ingest_leaves_healthz_at_200() {
         "stored once the lock goes"
     );
     assert_eq!(pg.count(), 1);
+}
+
+/// A look the server cannot answer (the table locked whole) is cancelled
+/// when its 2 s are up: the watcher keeps its one connection, it does not
+/// open one more every few seconds while the server stalls.
+#[test]
+fn a_stalled_look_is_cancelled_and_the_watcher_keeps_one_connection() {
+    let Some(pg) = postgres::database() else {
+        return;
+    };
+    let collector = Collector::start_with(pg.url.as_str(), &["--pool-size", "1"], Stderr::Piped);
+    health_becomes(&collector, 200);
+    let backends = || -> i64 {
+        pg.query(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
+             AND backend_type = 'client backend' AND application_name <> 'psql'",
+        )
+        .parse()
+        .expect("a count")
+    };
+    let before = backends();
+    let _lock =
+        pg.hold("BEGIN; LOCK TABLE events IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(15); COMMIT;");
+    // Looks that run out of time: each is cancelled.
+    let answer = health_becomes(&collector, 503);
+    assert!(
+        answer["reason"].as_str().is_some_and(|r| r.contains("2s")),
+        "{answer}"
+    );
+    // Two more looks' worth of stall, the table still locked.
+    std::thread::sleep(Duration::from_secs(5));
+    let during = backends();
+    assert!(
+        during <= before,
+        "{during} connections from the collector while stalled, {before} before"
+    );
 }
 
 /// The events of client `c`'s batch `b`: unique to both.

@@ -178,30 +178,41 @@ async fn look(
     client: &mut Option<tokio_postgres::Client>,
     max_bytes: u64,
 ) -> Result<Option<String>, String> {
+    if client
+        .as_ref()
+        .is_some_and(tokio_postgres::Client::is_closed)
+    {
+        *client = None;
+    }
+    let mut cancel = None;
     let asked = tokio::time::timeout(WATCH_WAIT, async {
-        let connected = match client.take().filter(|c| !c.is_closed()) {
-            Some(connected) => connected,
-            None => {
-                let (connected, connection) =
-                    config.connect(NoTls).await.map_err(|e| describe(&e))?;
-                // Ends when the client is dropped, or the server goes.
-                tokio::spawn(async move {
-                    let _ = connection.await;
-                });
-                connected
-            }
-        };
-        let rows = connected
+        if client.is_none() {
+            let (connected, connection) = config.connect(NoTls).await.map_err(|e| describe(&e))?;
+            // Ends when the client is dropped, or the server goes.
+            tokio::spawn(async move {
+                let _ = connection.await;
+            });
+            *client = Some(connected);
+        }
+        let connected = client.as_ref().ok_or("no connection")?;
+        cancel = Some(connected.cancel_token());
+        connected
             .query_typed("SELECT pg_total_relation_size('events')", &[])
             .await
-            .map_err(|e| describe(&e));
-        *client = Some(connected);
-        rows?
+            .map_err(|e| describe(&e))?
             .first()
             .and_then(|row| row.try_get::<_, i64>(0).ok())
             .ok_or_else(|| "no size for the events table".to_string())
     })
     .await;
+    // A look that ran out of time is cancelled on the server, so that the
+    // connection is free for the next one: one connection, however long
+    // the server stalls (a table lock, a stuck disk).
+    if let (Err(_), Some(cancel)) = (&asked, cancel) {
+        tokio::spawn(async move {
+            let _ = cancel.cancel_query(NoTls).await;
+        });
+    }
     let bytes = match asked {
         Ok(Ok(bytes)) => bytes,
         Ok(Err(e)) => return Err(format!("the database does not answer: {e}")),
