@@ -187,8 +187,14 @@ async fn insert(
     }
     // A database that does not answer (a stuck disk, a lost server) does
     // not hold the client forever; what it commits later is stored once
-    // all the same.
-    let Ok(done) = tokio::time::timeout(STORE_ANSWER, app.store.store(rows, reserved)).await else {
+    // all the same. An insert the client stopped waiting for goes on in a
+    // task of its own: its rows, its reservation and its connection last
+    // exactly as long as it does. (Spawned only then, so that an answered
+    // request pays no hand-off between tasks.)
+    let store = Arc::clone(&app.store);
+    let mut insert = Box::pin(async move { store.store(rows, reserved).await });
+    let Ok(done) = tokio::time::timeout(STORE_ANSWER, &mut insert).await else {
+        tokio::spawn(insert);
         return retry_later(
             StatusCode::SERVICE_UNAVAILABLE,
             RETRY_AFTER_BUSY,

@@ -249,7 +249,9 @@ impl Store {
     /// Stores `rows` in one transaction, all or none, and answers once it
     /// committed. `reserved` (what the request reserved for its body) is
     /// dropped with the rows, not before: a batch still waiting in
-    /// SQLite's queue after its request gave up still counts.
+    /// SQLite's queue, or an insert still running on PostgreSQL, after its
+    /// request gave up still counts (the request hands an insert it
+    /// stopped waiting for to a task of its own).
     pub async fn store(&self, rows: Vec<Row>, reserved: Reserved) -> Result<Stored, Failure> {
         match self {
             Self::Sqlite(writer) => writer.store(rows, reserved).await,
