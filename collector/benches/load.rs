@@ -491,11 +491,14 @@ fn stores(binary: &Path, dir: &Path) {
     let admin = std::env::var("DEVSY_BENCH_POSTGRES")
         .or_else(|_| std::env::var("DEVSY_TEST_POSTGRES"))
         .ok();
-    match admin.as_deref() {
+    // The tests' own database: bounded psql, dropped at the end.
+    let database = admin
+        .as_deref()
+        .map(|admin| postgres::TestDatabase::try_create(admin, "devsy_bench"));
+    match database {
         None => println!("PostgreSQL: not measured (set DEVSY_BENCH_POSTGRES to a server URL)"),
-        Some(admin) => {
-            // The tests' own: bounded psql, dropped at the end.
-            let database = postgres::TestDatabase::create(admin, "devsy_bench");
+        Some(Err(e)) => println!("PostgreSQL: not measured: {e}"),
+        Some(Ok(database)) => {
             let url = database.url.clone();
             {
                 let server = start(binary, url.as_ref(), "normal");

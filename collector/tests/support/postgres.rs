@@ -58,6 +58,11 @@ fn bounded(psql: &mut Command) -> &mut Command {
 
 /// Runs `sql` with psql; its unaligned output, one row per line.
 pub fn psql(url: &str, sql: &str) -> String {
+    try_psql(url, sql).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// [`psql`], or why it failed.
+pub fn try_psql(url: &str, sql: &str) -> Result<String, String> {
     let output = bounded(&mut Command::new("psql"))
         .args([
             "-X",
@@ -72,13 +77,14 @@ pub fn psql(url: &str, sql: &str) -> String {
             sql,
         ])
         .output()
-        .expect("run psql (the PostgreSQL client)");
-    assert!(
-        output.status.success(),
-        "psql {sql:?} failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).trim().to_string()
+        .map_err(|e| format!("cannot run psql (the PostgreSQL client): {e}"))?;
+    if !output.status.success() {
+        return Err(format!(
+            "psql {sql:?} failed: {}",
+            String::from_utf8_lossy(&output.stderr).trim()
+        ));
+    }
+    Ok(String::from_utf8_lossy(&output.stdout).trim().to_string())
 }
 
 impl TestDatabase {
@@ -86,31 +92,37 @@ impl TestDatabase {
     /// server of `admin` (whose database it is made from); psql's error
     /// fails the caller.
     pub fn create(admin: &str, prefix: &str) -> Self {
+        Self::try_create(admin, prefix).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// [`create`](Self::create), or why it could not (no psql, no right to
+    /// create databases, a server without ICU).
+    pub fn try_create(admin: &str, prefix: &str) -> Result<Self, String> {
         static NEXT: AtomicU32 = AtomicU32::new(0);
         let name = format!(
             "{prefix}_{}_{}",
             std::process::id(),
             NEXT.fetch_add(1, Ordering::Relaxed)
         );
-        psql(
+        try_psql(
             admin,
             &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
-        );
+        )?;
         // Sorting by a language's rules, as many servers do (ICU's English),
         // so that a query that depends on the server's collation shows it.
-        psql(
+        try_psql(
             admin,
             &format!(
                 "CREATE DATABASE {name} TEMPLATE template0 ENCODING 'UTF8' \
                  LOCALE_PROVIDER icu ICU_LOCALE 'en-US' LOCALE 'C.UTF-8'"
             ),
-        );
+        )?;
         let url = with_database(admin, &name);
-        Self {
+        Ok(Self {
             admin: admin.to_string(),
             name,
             url,
-        }
+        })
     }
 
     /// Runs `sql` in this database.
