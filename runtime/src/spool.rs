@@ -74,8 +74,8 @@ impl Spool {
     }
 
     /// The spool's directory, unless a link was planted in its place: no
-    /// method reads, writes or removes anything through one. (Writing
-    /// methods refuse it in `files::create_private_dir`.)
+    /// method reads, writes, renames or removes anything through one. (The
+    /// methods that create it refuse a link in `files::create_private_dir`.)
     fn real_dir(&self) -> Option<&Path> {
         (!files::is_link(&self.dir)).then_some(self.dir.as_path())
     }
@@ -130,7 +130,10 @@ impl Spool {
         let Some(plain) = name.strip_prefix(INFLIGHT_PREFIX) else {
             return Ok(entry.clone());
         };
-        let path = self.dir.join(plain);
+        let dir = self
+            .real_dir()
+            .ok_or_else(|| io::Error::other("the spool is a symbolic link: refused"))?;
+        let path = dir.join(plain);
         fs::rename(&entry.path, &path)?;
         Ok(Entry {
             path,
@@ -151,7 +154,10 @@ impl Spool {
     /// lock: `false` once the spool was deleted (telemetry was turned off
     /// meanwhile, perhaps on again since, with a new lock).
     pub(crate) fn still_locked_by(&self, held: &fs::File) -> bool {
-        let Ok(now) = fs::metadata(self.dir.join(LOCK_FILE)) else {
+        let Some(Ok(now)) = self
+            .real_dir()
+            .map(|dir| fs::symlink_metadata(dir.join(LOCK_FILE)))
+        else {
             return false;
         };
         #[cfg(unix)]
@@ -576,6 +582,29 @@ mod tests {
         spool.forget();
         assert!(!home.path().join(SPOOL_DIR).exists());
         assert_eq!(fs::read_dir(elsewhere.path())?.count(), planted.len());
+        Ok(())
+    }
+
+    /// The spool swapped for a link after a batch was written and the lock
+    /// taken: the batch is not published through the link, and the lock
+    /// is no longer the spool's.
+    #[cfg(unix)]
+    #[test]
+    fn a_spool_swapped_for_a_link_is_not_published_through_nor_still_locked() -> io::Result<()> {
+        let home = tempfile::tempdir()?;
+        let elsewhere = tempfile::tempdir()?;
+        let spool = Spool::new(home.path());
+        let entry = spool.write(&body(1), 1, SystemTime::now(), true)?;
+        let held = spool.lock().expect("the lock");
+        assert!(spool.still_locked_by(&held));
+        let moved = elsewhere.path().join("moved");
+        fs::rename(home.path().join(SPOOL_DIR), &moved)?;
+        std::os::unix::fs::symlink(&moved, home.path().join(SPOOL_DIR))?;
+
+        assert!(!spool.still_locked_by(&held), "the lock is behind a link");
+        assert!(spool.publish(&entry).is_err());
+        let name = entry.path.file_name().expect("a name");
+        assert!(moved.join(name).exists(), "still in flight, where it was");
         Ok(())
     }
 
